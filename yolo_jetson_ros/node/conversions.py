@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+# Copyright (C) 2026 yolo_jetson_ros contributors
+"""Conversions between ROS messages and the pipeline's arrays."""
+
+from typing import Mapping, Tuple
+
+import numpy as np
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+from ..pipeline.detections import Detections
+from ..pipeline.image_codec import decode_image
+
+
+def image_to_array(msg: Image) -> Tuple[np.ndarray, bool]:
+    """Return ``(HxWx3 uint8, is_bgr)`` for a sensor_msgs/Image, a zero-copy view for bgr8/rgb8.
+
+    Raises ``ImageFormatError`` when encoding, size, step and data disagree.
+    """
+    return decode_image(msg.data, msg.encoding, msg.height, msg.width, msg.step,
+                        bool(msg.is_bigendian))
+
+
+def array_to_image(image: np.ndarray, header: Header, encoding: str = 'bgr8') -> Image:
+    """Build a sensor_msgs/Image from an HxWx3 uint8 array (data assigned as bytes: fast path)."""
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = int(image.shape[0]), int(image.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = int(image.shape[1] * (image.shape[2] if image.ndim == 3 else 1))
+    msg.data = np.ascontiguousarray(image).tobytes()
+    return msg
+
+
+def detections_to_msg(detections: Detections, header: Header) -> Detection2DArray:
+    """Build a Detection2DArray: the image's header unchanged, boxes in original-image pixels.
+
+    ``results[0].hypothesis.class_id`` is the class index as a decimal string (Isaac ROS'
+    convention; names come on the LabelInfo topic), ``id`` the track id when tracking.
+    """
+    out = Detection2DArray()
+    out.header = header
+    boxes = detections.centers_sizes()
+    scores = detections.scores.tolist()
+    class_ids = detections.class_ids.tolist()
+    track_ids = detections.track_ids.tolist() if detections.track_ids is not None else None
+    items = []
+    for i, (cx, cy, w, h) in enumerate(boxes.tolist()):
+        det = Detection2D()
+        det.header = header
+        det.bbox.center.position.x = cx
+        det.bbox.center.position.y = cy
+        det.bbox.size_x = w
+        det.bbox.size_y = h
+        hyp = ObjectHypothesisWithPose()
+        hyp.hypothesis.class_id = str(class_ids[i])
+        hyp.hypothesis.score = scores[i]
+        det.results.append(hyp)
+        if track_ids is not None:
+            det.id = str(track_ids[i])
+        items.append(det)
+    out.detections = items
+    return out
+
+
+def msg_to_detections(msg: Detection2DArray) -> Detections:
+    """Inverse of :func:`detections_to_msg` (for tests and tools that consume our output)."""
+    n = len(msg.detections)
+    boxes = np.zeros((n, 4), np.float32)
+    scores = np.zeros((n,), np.float32)
+    classes = np.zeros((n,), np.int64)
+    for i, det in enumerate(msg.detections):
+        cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
+        w, h = det.bbox.size_x, det.bbox.size_y
+        boxes[i] = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+        scores[i] = det.results[0].hypothesis.score
+        classes[i] = int(det.results[0].hypothesis.class_id)
+    return Detections(boxes, scores, classes)
+
+
+def class_names_summary(names: Mapping[int, str], limit: int = 5) -> str:
+    """Return 'person, bicycle, car, ... (80 classes)' for logs."""
+    shown = ', '.join(names[i] for i in sorted(names)[:limit])
+    return f'{shown}{", ..." if len(names) > limit else ""} ({len(names)} classes)'

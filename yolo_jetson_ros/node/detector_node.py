@@ -1,0 +1,403 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+# Copyright (C) 2026 yolo_jetson_ros contributors
+"""The YOLO detector lifecycle node.
+
+configure: resolve the model, build or load the backend (ONNX export / TensorRT engine from the
+cache), allocate buffers, warm up. activate: subscribe to the image topic(s) and publish
+vision_msgs/Detection2DArray. Frames are handed from the subscription callback to one worker
+thread through a one-deep slot per camera: the newest frame always wins, frames overwritten before
+the worker took them are counted as dropped, and the executor stays free for services and
+parameters while inference runs.
+"""
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.publisher import Publisher
+from rclpy.qos import (QoSProfile, qos_profile_sensor_data, QoSReliabilityPolicy)
+from rclpy.subscription import Subscription
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray
+
+try:  # rclpy >= Iron
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
+
+from .conversions import class_names_summary, detections_to_msg, image_to_array
+from ..parameters import (BY_NAME, check_value, PARAMETERS, parse_classes, ParamSpec,
+                          resolve_classes)
+from ..pipeline.detector import (ConfigurationError, Detector, DetectorConfig,
+                                 build_detector)
+from ..pipeline.image_codec import ImageFormatError
+from ..pipeline.postprocess import NmsSettings
+from ..stats import FrameCounters
+
+NODE_NAME = 'yolo_detector'
+SINGLE_OUTPUT_TOPIC = 'detections_output'  # Isaac ROS' name for the decoder output
+DETECTIONS_QOS = QoSProfile(depth=10)  # reliable: every kind of subscriber can connect
+
+
+@dataclass
+class Camera:
+    """One input topic, its output publisher and its one-deep frame slot."""
+
+    input_topic: str
+    output_topic: str
+    publisher: Optional[Publisher] = None
+    subscription: Optional[Subscription] = None
+    pending: Optional[Image] = None
+    pending_since: float = 0.0
+    counters: FrameCounters = field(default_factory=FrameCounters)
+
+
+class YoloDetectorNode(LifecycleNode):
+    """Lifecycle node: sensor_msgs/Image in, vision_msgs/Detection2DArray out."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        # Typed attributes before super().__init__, as rclpy may call back into the node early
+        self._detector: Optional[Detector] = None
+        self._settings = NmsSettings()
+        self._cameras: List[Camera] = []
+        self._worker: Optional[threading.Thread] = None
+        self._frame_ready = threading.Condition()
+        self._running = False
+        self._configured = False
+        self.counters = FrameCounters()
+        super().__init__(node_name, **kwargs)
+        for spec in PARAMETERS:
+            self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    # ------------------------------------------------------------------ parameters
+    def param(self, name: str) -> Any:
+        """Return the current value of one of our parameters."""
+        return self.get_parameter(name).value
+
+    def _on_set_parameters(self, params: List[Parameter]) -> SetParametersResult:
+        """Validate a parameter change (all or nothing) and apply live thresholds."""
+        proposed = {p.name: p.value for p in params}
+        for p in params:
+            spec = BY_NAME.get(p.name)
+            if spec is None:
+                continue
+            reason = check_value(spec, p.value)
+            if reason is None and spec.structural and self._configured:
+                reason = ('decides what is built at configure; deactivate and clean up, then '
+                          'set it and configure again')
+            if reason is None and p.name == 'classes' and self._detector is not None:
+                try:
+                    resolve_classes(parse_classes(p.value), self._detector.names)
+                except ValueError as exc:
+                    reason = str(exc)
+            if reason is not None:
+                return SetParametersResult(successful=False, reason=f'{p.name}: {reason}')
+        reason = self._check_combination(proposed)
+        if reason is not None:
+            return SetParametersResult(successful=False, reason=reason)
+        self._apply_live(proposed)
+        return SetParametersResult(successful=True)
+
+    def _check_combination(self, proposed: Dict[str, Any]) -> Optional[str]:
+        """Reject combinations of structural values that can never build."""
+        def value(name: str) -> Any:
+            return proposed[name] if name in proposed else self.param(name)
+        if value('dla_core') >= 0 and value('precision') == 'fp32':
+            return 'dla_core: DLA runs fp16 or int8 only; set precision fp16/int8 or dla_core -1'
+        if value('dla_core') >= 0 and value('backend') not in ('auto', 'tensorrt'):
+            return 'dla_core: DLA needs the tensorrt backend'
+        if value('precision') == 'int8' and not value('int8_calibration_data'):
+            return ('precision: int8 needs int8_calibration_data (a dataset yaml or image folder '
+                    'of >= 300 representative images)')
+        return None
+
+    def _apply_live(self, values: Dict[str, Any]) -> None:
+        s = self._settings
+        if 'conf' in values:
+            s.conf = float(values['conf'])
+        if 'iou' in values:
+            s.iou = float(values['iou'])
+        if 'max_det' in values:
+            s.max_det = int(values['max_det'])
+        if 'agnostic_nms' in values:
+            s.agnostic = bool(values['agnostic_nms'])
+        if 'classes' in values and self._detector is not None:
+            s.classes = resolve_classes(parse_classes(values['classes']), self._detector.names)
+
+    def _detector_config(self) -> DetectorConfig:
+        return DetectorConfig(
+            model=self.param('model'), model_dir=self.param('model_dir'),
+            model_sha256=self.param('model_sha256'), backend=self.param('backend'),
+            device=self.param('device'), precision=self.param('precision'),
+            imgsz=self.param('imgsz'), batch=self.param('batch'),
+            cache_dir=self.param('engine_cache_dir'), threads=self.param('threads'),
+            force_rebuild=self.param('force_engine_rebuild'), dla_core=self.param('dla_core'),
+            workspace_gb=self.param('workspace_gb'),
+            int8_calibration_data=self.param('int8_calibration_data'))
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Build the detector and the publishers; FAILURE (back to unconfigured) with a reason."""
+        t0 = time.monotonic()
+        log = self.get_logger()
+        config = self._detector_config()
+        log.info(f'configuring: model={config.model} backend={config.backend} '
+                 f'precision={config.precision} imgsz={config.imgsz}')
+        try:
+            detector = build_detector(config, log=log.info)
+        except ConfigurationError as exc:
+            log.error(f'configure failed: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        try:
+            classes = resolve_classes(parse_classes(self.param('classes')), detector.names)
+        except ValueError as exc:
+            detector.close()
+            log.error(f'configure failed: classes: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        self._detector = detector
+        self._settings = NmsSettings(conf=self.param('conf'), iou=self.param('iou'),
+                                     max_det=self.param('max_det'), classes=classes,
+                                     agnostic=self.param('agnostic_nms'))
+        detector.settings = self._settings
+        self._cameras = [Camera(i, o) for i, o in camera_topics(self.param('image_topics'))]
+        for cam in self._cameras:
+            cam.publisher = self.create_lifecycle_publisher(Detection2DArray, cam.output_topic,
+                                                            DETECTIONS_QOS)
+        self._configured = True
+        log.info(f'configured in {time.monotonic() - t0:.1f} s: {detector.backend.describe()}; '
+                 f'{class_names_summary(detector.names)}; '
+                 + '; '.join(f'{c.input_topic} -> {c.output_topic}' for c in self._cameras))
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe to the cameras and start the worker."""
+        qos = image_qos(self.param('qos_reliability'))
+        for cam in self._cameras:
+            cam.subscription = self.create_subscription(
+                Image, cam.input_topic, lambda msg, c=cam: self._on_image(c, msg), qos,
+                event_callbacks=SubscriptionEventCallbacks(
+                    incompatible_qos=lambda event, c=cam: self._on_incompatible_qos(c, event)))
+        self._running = True
+        self._worker = threading.Thread(target=self._run_worker, name='yolo_worker', daemon=True)
+        self._worker.start()
+        self.get_logger().info('active: waiting for images on '
+                               + ', '.join(self.resolve_topic_name(c.input_topic)
+                                           for c in self._cameras))
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop taking frames; the detector stays loaded."""
+        self._stop_processing()
+        self.get_logger().info('inactive')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Free the backend and the publishers."""
+        self._release()
+        self.get_logger().info('cleaned up')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop everything, from any state."""
+        self.stop()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Recover to unconfigured after an exception in a transition."""
+        self.stop()
+        return TransitionCallbackReturn.SUCCESS
+
+    def stop(self) -> None:
+        """Stop the worker and free every resource (idempotent; used at process exit too)."""
+        self._stop_processing()
+        self._release()
+
+    def _stop_processing(self) -> None:
+        with self._frame_ready:
+            self._running = False
+            self._frame_ready.notify_all()
+        if self._worker is not None:
+            self._worker.join()
+            self._worker = None
+        for cam in self._cameras:
+            if cam.subscription is not None:
+                self.destroy_subscription(cam.subscription)
+                cam.subscription = None
+            cam.pending = None
+
+    def _release(self) -> None:
+        for cam in self._cameras:
+            if cam.publisher is not None:
+                self.destroy_lifecycle_publisher(cam.publisher)
+        self._cameras = []
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
+        self._configured = False
+
+    # ------------------------------------------------------------------ frames
+    def _on_image(self, cam: Camera, msg: Image) -> None:
+        """Subscription callback: park the frame in the camera's slot (newest wins)."""
+        with self._frame_ready:
+            if cam.pending is not None:
+                cam.counters.add('dropped')
+                self.counters.add('dropped')
+            cam.pending = msg
+            cam.pending_since = time.monotonic()
+            cam.counters.add('received')
+            self.counters.add('received')
+            self._frame_ready.notify()
+
+    def _on_incompatible_qos(self, cam: Camera, event: Any) -> None:
+        self.get_logger().warning(
+            f'a publisher on {self.resolve_topic_name(cam.input_topic)} offers a QoS this '
+            f'subscription ({self.param("qos_reliability")}) cannot match, so no images arrive '
+            f'from it: set qos_reliability to best_effort (policy {event.last_policy_kind})',
+            once=True)
+
+    def _take_frames(self) -> Optional[List[Tuple[Camera, Image, float]]]:
+        """Wait for frames; return up to ``batch`` of them, or None when stopping."""
+        assert self._detector is not None
+        batch = self._detector.info.batch
+        window_s = self.param('batch_window_ms') / 1e3
+        with self._frame_ready:
+            while self._running and not any(c.pending is not None for c in self._cameras):
+                self._frame_ready.wait(0.5)
+            if not self._running:
+                return None
+            if batch > 1 and len(self._cameras) > 1 and window_s > 0:
+                deadline = time.monotonic() + window_s
+                while self._running and sum(c.pending is not None for c in self._cameras) < min(
+                        batch, len(self._cameras)):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._frame_ready.wait(remaining)
+            ready = sorted((c for c in self._cameras if c.pending is not None),
+                           key=lambda c: c.pending_since)[:batch]
+            frames = [(c, c.pending, c.pending_since) for c in ready]
+            for c in ready:
+                c.pending = None
+            return frames  # type: ignore[return-value]
+
+    def _run_worker(self) -> None:
+        """Worker thread: decode, detect, publish; no exception ever escapes."""
+        while True:
+            frames = self._take_frames()
+            if frames is None:
+                return
+            try:
+                self._process(frames)
+            except Exception as exc:  # keep the node alive whatever a frame does
+                self.counters.error('inference_errors', f'{type(exc).__name__}: {exc}')
+                self.get_logger().error(f'inference failed: {type(exc).__name__}: {exc}',
+                                        throttle_duration_sec=5.0)
+
+    def _process(self, frames: Sequence[Tuple[Camera, Image, float]]) -> None:
+        detector = self._detector
+        if detector is None:
+            return
+        good: List[Tuple[Camera, Image, float]] = []
+        images, bgr = [], []
+        for cam, msg, since in frames:
+            try:
+                image, is_bgr = image_to_array(msg)
+            except ImageFormatError as exc:
+                cam.counters.error('bad_input', str(exc))
+                self.counters.error('bad_input', str(exc))
+                self.get_logger().error(
+                    f'dropping frame from {self.resolve_topic_name(cam.input_topic)} '
+                    f'(frame_id "{msg.header.frame_id}"): {exc}', throttle_duration_sec=5.0)
+                continue
+            good.append((cam, msg, since))
+            images.append(image)
+            bgr.append(is_bgr)
+        if not images:
+            return
+        results = detector.detect_batch(images, bgr)
+        for (cam, msg, since), dets in zip(good, results):
+            if cam.publisher is not None:
+                cam.publisher.publish(detections_to_msg(dets, msg.header))
+            latency_ms = (time.monotonic() - since) * 1e3
+            for counters in (cam.counters, self.counters):
+                counters.add('processed')
+                counters.latency.add(latency_ms)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def detector(self) -> Optional[Detector]:
+        """Return the built detector (None unless configured)."""
+        return self._detector
+
+    def autostart(self) -> bool:
+        """Configure and activate when the autostart parameter is set; return success."""
+        if not self.param('autostart'):
+            return True
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return False
+        return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+
+def camera_topics(topics: Sequence[str]) -> List[Tuple[str, str]]:
+    """Return (input, output) topic pairs: one camera -> detections_output, several -> <in>/detections."""
+    topics = [t.strip() for t in topics]
+    if len(topics) == 1:
+        return [(topics[0], SINGLE_OUTPUT_TOPIC)]
+    return [(t, f'{t.rstrip("/")}/detections') for t in topics]
+
+
+def image_qos(reliability: str) -> QoSProfile:
+    """Return the image subscription QoS: sensor data (best effort, depth 1 = newest frame)."""
+    qos = QoSProfile(depth=1, history=qos_profile_sensor_data.history,
+                     durability=qos_profile_sensor_data.durability,
+                     reliability=qos_profile_sensor_data.reliability)
+    if reliability == 'reliable':
+        qos.reliability = QoSReliabilityPolicy.RELIABLE
+    return qos
+
+
+def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    """Turn a :class:`ParamSpec` into a ParameterDescriptor with ranges."""
+    desc = ParameterDescriptor(description=spec.description, read_only=spec.read_only,
+                               dynamic_typing=spec.dynamic_typing)
+    if spec.structural and not spec.read_only:
+        desc.additional_constraints = 'Changeable only while unconfigured.'
+    if spec.int_range is not None:
+        lo, hi, step = spec.int_range
+        desc.integer_range = [IntegerRange(from_value=lo, to_value=hi, step=step)]
+    if spec.float_range is not None:
+        desc.floating_point_range = [FloatingPointRange(from_value=spec.float_range[0],
+                                                        to_value=spec.float_range[1], step=0.0)]
+    return desc
+
+
+def main(args: Optional[List[str]] = None) -> None:
+    """Run the node (``ros2 run yolo_jetson_ros detector_node``)."""
+    rclpy.init(args=args)
+    node = YoloDetectorNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        if not node.autostart():
+            node.get_logger().error('autostart failed; the node stays up and can be configured '
+                                    'again through its lifecycle services')
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.stop()
+        executor.remove_node(node)
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

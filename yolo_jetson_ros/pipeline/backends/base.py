@@ -1,0 +1,61 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+# Copyright (C) 2026 yolo_jetson_ros contributors
+"""What every inference backend offers the pipeline."""
+
+import abc
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+
+class BackendError(RuntimeError):
+    """A backend could not be created or run; the message says why and what to do."""
+
+
+@dataclass
+class ModelInfo:
+    """What pre/post-processing needs to know about a model, read from the model itself."""
+
+    names: Dict[int, str]
+    input_hw: Tuple[int, int]
+    batch: int = 1
+    stride: int = 32
+    end2end: bool = False
+    task: str = 'detect'
+    extra: Dict[str, object] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        """Return the number of classes the model predicts."""
+        return len(self.names)
+
+
+class Backend(abc.ABC):
+    """One loaded model on one device: float32 NCHW RGB in [0, 1] in, the raw head output out.
+
+    Subclasses load in ``__init__`` (slow work belongs to configure, never to a frame) and set
+    :attr:`info`, :attr:`device` and :attr:`precision`.
+    """
+
+    name: str = 'base'
+
+    def __init__(self) -> None:
+        self.info: Optional[ModelInfo] = None
+        self.device: str = 'cpu'
+        self.precision: str = 'fp32'
+
+    @abc.abstractmethod
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Run the model on ``batch`` (B, 3, H, W) float32 and return its output as a NumPy array."""
+
+    def close(self) -> None:
+        """Release the model and its device memory."""
+
+    def describe(self) -> str:
+        """Return a one-line description for logs: backend, device, precision, input, classes."""
+        info = self.info
+        shape = f'{info.batch}x3x{info.input_hw[0]}x{info.input_hw[1]}' if info else '?'
+        classes = info.num_classes if info else '?'
+        return (f'backend={self.name} device={self.device} precision={self.precision} '
+                f'input={shape} classes={classes}')

@@ -1,0 +1,245 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+# Copyright (C) 2026 yolo_jetson_ros contributors
+"""The detector: configuration in, a warmed-up pipeline out; images in, :class:`Detections` out.
+
+All slow work (model resolution, export, engine build, buffer allocation, warm-up) happens in
+:func:`build_detector`; :meth:`Detector.detect` only letterboxes into a preallocated input, runs
+the backend and decodes.
+"""
+
+import importlib.metadata
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .backends.base import Backend, BackendError, ModelInfo
+from .cache import ArtifactCache, default_cache_root
+from .detections import Detections
+from .export import ExportError, ExportRequest, run_export
+from .models import ModelError, ResolvedModel, resolve_model, sha256_of
+from .postprocess import NmsSettings, decode
+from .preprocess import LetterboxGeometry, Letterboxer
+
+BACKENDS = ('auto', 'tensorrt', 'torch', 'onnxruntime')
+PRECISIONS = ('auto', 'fp32', 'fp16', 'int8')
+
+Log = Callable[[str], None]
+
+
+class ConfigurationError(RuntimeError):
+    """The detector cannot be built as configured; the message is a one-line reason."""
+
+
+@dataclass
+class DetectorConfig:
+    """Everything that decides which model runs where (changing any of it means a rebuild)."""
+
+    model: str = 'yolo11n'
+    model_dir: str = ''
+    model_sha256: str = ''
+    backend: str = 'auto'
+    device: str = ''  # '' = cuda:0 where the backend can use it, else cpu
+    precision: str = 'auto'  # auto = fp16 on a GPU, fp32 on the CPU
+    imgsz: int = 640
+    batch: int = 1
+    cache_dir: str = ''  # '' = ~/.ros/yolo_jetson_ros/engines
+    threads: int = 0  # CPU inference threads, 0 = the runtime's default
+    force_rebuild: bool = False
+    dla_core: int = -1
+    workspace_gb: float = 0.0
+    int8_calibration_data: str = ''
+    export_timeout_s: float = 3600.0
+
+    def cache_root(self) -> Path:
+        """Return the folder for exported models and engines."""
+        return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_root() / 'engines'
+
+
+@dataclass
+class StageTimes:
+    """Wall-clock milliseconds of the last frame's stages."""
+
+    preprocess_ms: float = 0.0
+    inference_ms: float = 0.0
+    postprocess_ms: float = 0.0
+
+    @property
+    def total_ms(self) -> float:
+        """Return the sum of the stages."""
+        return self.preprocess_ms + self.inference_ms + self.postprocess_ms
+
+
+class Detector:
+    """A built, warmed-up detection pipeline around one backend."""
+
+    def __init__(self, backend: Backend, model: ResolvedModel, settings: Optional[NmsSettings] = None):
+        if backend.info is None:
+            raise BackendError('backend did not report its model info')
+        self.backend = backend
+        self.model = model
+        self.info: ModelInfo = backend.info
+        self.settings = settings or NmsSettings()
+        self.letterboxer = Letterboxer(self.info.input_hw, self.info.batch)
+        self.times = StageTimes()
+
+    @property
+    def names(self) -> Dict[int, str]:
+        """Return the class index -> name table of the model."""
+        return self.info.names
+
+    def warm_up(self, iterations: int = 2) -> None:
+        """Run a few inferences so lazy initialisation happens before the first real frame."""
+        for _ in range(iterations):
+            self.backend.infer(self.letterboxer.input)
+
+    def detect(self, image: np.ndarray, bgr: bool = True) -> Detections:
+        """Detect objects in one HxWx3 uint8 image; boxes come back in its pixels."""
+        return self.detect_batch([image], [bgr])[0]
+
+    def detect_batch(self, images: Sequence[np.ndarray],
+                     bgr: Optional[Sequence[bool]] = None) -> List[Detections]:
+        """Detect objects in up to ``batch`` images with one inference call."""
+        if len(images) > self.info.batch:
+            raise ValueError(f'{len(images)} images for a batch-{self.info.batch} model')
+        t0 = time.perf_counter()
+        geometries: List[LetterboxGeometry] = []
+        for slot, image in enumerate(images):
+            geometries.append(self.letterboxer.prepare(image, bgr[slot] if bgr else True, slot))
+        t1 = time.perf_counter()
+        raw = self.backend.infer(self.letterboxer.input)
+        t2 = time.perf_counter()
+        results = [self._to_detections(rows, g) for rows, g in
+                   zip(decode(raw[:len(images)], self.settings, self.info.end2end), geometries)]
+        t3 = time.perf_counter()
+        self.times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return results
+
+    @staticmethod
+    def _to_detections(rows: np.ndarray, geometry: LetterboxGeometry) -> Detections:
+        boxes = geometry.boxes_to_source(rows[:, :4].astype(np.float32, copy=True))
+        return Detections(boxes, rows[:, 4].astype(np.float32), rows[:, 5].astype(np.int64))
+
+    def close(self) -> None:
+        """Release the backend."""
+        self.backend.close()
+
+
+def _ultralytics_version() -> str:
+    try:
+        return importlib.metadata.version('ultralytics')
+    except importlib.metadata.PackageNotFoundError:
+        return 'none'
+
+
+def tensorrt_importable() -> bool:
+    """Return True when the TensorRT Python bindings can be imported."""
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_backend(config: DetectorConfig, model: ResolvedModel) -> Tuple[str, str]:
+    """Return ``(backend, device)`` for the config: tensorrt > torch on CUDA > onnxruntime on CPU."""
+    from .backends.torch_backend import cuda_available
+    backend = config.backend
+    if model.format == 'engine':
+        if backend not in ('auto', 'tensorrt'):
+            raise ConfigurationError(f'a .engine model runs only on the tensorrt backend, not {backend}')
+        backend = 'tensorrt'
+    elif model.format == 'onnx' and backend == 'torch':
+        raise ConfigurationError('the torch backend needs .pt weights, not an .onnx file')
+    if backend == 'auto':
+        wants_cpu = config.device == 'cpu'
+        if not wants_cpu and tensorrt_importable() and cuda_available():
+            backend = 'tensorrt'
+        elif not wants_cpu and model.format == 'pt' and cuda_available():
+            backend = 'torch'
+        else:
+            backend = 'onnxruntime'
+    device = config.device
+    if not device:
+        device = 'cuda:0' if backend in ('tensorrt', 'torch') and cuda_available() else 'cpu'
+    if backend == 'tensorrt' and not device.startswith('cuda'):
+        raise ConfigurationError('the tensorrt backend runs on a CUDA device; set device cuda:0 '
+                                 'or backend onnxruntime for the CPU')
+    return backend, device
+
+
+def resolve_precision(requested: str, backend: str, device: str) -> str:
+    """Return the precision to build: ``auto`` is fp16 on a GPU and fp32 on the CPU."""
+    if requested == 'auto':
+        return 'fp16' if device.startswith('cuda') else 'fp32'
+    if requested == 'int8' and backend != 'tensorrt':
+        raise ConfigurationError(f'int8 needs the tensorrt backend (got {backend})')
+    if requested == 'fp16' and not device.startswith('cuda'):
+        raise ConfigurationError(f'fp16 needs a CUDA device (got {device}); use precision fp32 or auto')
+    if requested == 'fp16' and backend == 'onnxruntime':
+        raise ConfigurationError('the onnxruntime backend runs fp32 only; use fp32 or auto')
+    return requested
+
+
+def _onnx_for(model: ResolvedModel, config: DetectorConfig, log: Log) -> Tuple[Path, bool]:
+    """Return the ONNX export of ``model`` from the cache, exporting it on a miss."""
+    if model.format == 'onnx':
+        return model.path, False
+    cache = ArtifactCache(config.cache_root())
+    fields = {'kind': 'onnx', 'weights_sha256': sha256_of(model.path), 'imgsz': config.imgsz,
+              'batch': config.batch, 'ultralytics': _ultralytics_version()}
+    path = cache.path_for(model.stem, fields, '.onnx')
+
+    def build(tmp: Path) -> None:
+        log(f'exporting {model.path.name} to ONNX (imgsz {config.imgsz}, batch {config.batch}) '
+            f'into {cache.root}; this takes a few seconds once, later configures reuse it')
+        run_export(ExportRequest(weights=model.path, format='onnx', imgsz=config.imgsz,
+                                 batch=config.batch, device='cpu'), tmp,
+                   log=lambda line: log(f'[export] {line}'), timeout_s=config.export_timeout_s)
+
+    return cache.get_or_build(path, fields, build, force=config.force_rebuild)
+
+
+def build_detector(config: DetectorConfig, log: Log = lambda _m: None,
+                   settings: Optional[NmsSettings] = None) -> Detector:
+    """Resolve, build (or load from cache) and warm up the detector described by ``config``.
+
+    Raises :class:`ConfigurationError` with a one-line reason on any failure.
+    """
+    try:
+        model = resolve_model(config.model, config.model_dir,
+                              download_dir=default_cache_root() / 'models',
+                              expected_sha256=config.model_sha256, log=log)
+        backend_name, device = choose_backend(config, model)
+        precision = resolve_precision(config.precision, backend_name, device)
+        if config.dla_core >= 0 and backend_name != 'tensorrt':
+            raise ConfigurationError(f'dla_core {config.dla_core} needs the tensorrt backend '
+                                     f'(got {backend_name}); set dla_core -1')
+        log(f'model {model.path} ({model.format}, from {model.source}); backend {backend_name} '
+            f'on {device}, precision {precision}')
+        backend: Backend
+        if backend_name == 'onnxruntime':
+            from .backends.onnxruntime_backend import OnnxRuntimeBackend
+            onnx_path, built = _onnx_for(model, config, log)
+            log(('exported ' if built else 'reusing cached ') + str(onnx_path))
+            backend = OnnxRuntimeBackend(onnx_path, device, threads=config.threads)
+        elif backend_name == 'torch':
+            from .backends.torch_backend import TorchBackend
+            backend = TorchBackend(model.path, device, half=precision == 'fp16',
+                                   imgsz=config.imgsz, batch=config.batch)
+        else:
+            from .backends.tensorrt_backend import create_tensorrt_backend
+            backend = create_tensorrt_backend(model, config, device, precision, log)
+        detector = Detector(backend, model, settings)
+        detector.warm_up()
+        return detector
+    except (ModelError, BackendError, ConfigurationError, ExportError) as exc:
+        raise ConfigurationError(str(exc)) from exc
+    except OSError as exc:
+        raise ConfigurationError(f'{type(exc).__name__}: {exc}') from exc
+
+
+__all__ = ['BACKENDS', 'PRECISIONS', 'ConfigurationError', 'Detector', 'DetectorConfig',
+           'StageTimes', 'build_detector', 'choose_backend', 'resolve_precision']

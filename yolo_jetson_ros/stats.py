@@ -1,0 +1,103 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+# Copyright (C) 2026 yolo_jetson_ros contributors
+"""Counters and latency percentiles for diagnostics and the benchmark (no ROS)."""
+
+import collections
+import threading
+import time
+from dataclasses import dataclass
+from typing import Deque, Dict, Optional, Tuple
+
+import numpy as np
+
+
+class LatencyWindow:
+    """The last ``size`` latencies in milliseconds, with percentiles."""
+
+    def __init__(self, size: int = 1000):
+        self._values: Deque[float] = collections.deque(maxlen=size)
+
+    def add(self, ms: float) -> None:
+        """Record one latency."""
+        self._values.append(ms)
+
+    def percentiles(self, *qs: float) -> Tuple[float, ...]:
+        """Return the requested percentiles (NaN while empty)."""
+        if not self._values:
+            return tuple(float('nan') for _ in qs)
+        arr = np.fromiter(self._values, np.float64, len(self._values))
+        return tuple(float(v) for v in np.percentile(arr, qs))
+
+    def __len__(self) -> int:
+        """Return how many latencies are held."""
+        return len(self._values)
+
+
+class RateMeter:
+    """Events per second over a sliding window of timestamps."""
+
+    def __init__(self, window_s: float = 5.0):
+        self._window_s = window_s
+        self._stamps: Deque[float] = collections.deque()
+
+    def tick(self, now: Optional[float] = None) -> None:
+        """Record one event."""
+        now = time.monotonic() if now is None else now
+        self._stamps.append(now)
+        self._trim(now)
+
+    def rate(self, now: Optional[float] = None) -> float:
+        """Return events per second over the window."""
+        now = time.monotonic() if now is None else now
+        self._trim(now)
+        return len(self._stamps) / self._window_s
+
+    def _trim(self, now: float) -> None:
+        while self._stamps and now - self._stamps[0] > self._window_s:
+            self._stamps.popleft()
+
+
+@dataclass
+class CounterSnapshot:
+    """A copy of the counters at one instant."""
+
+    received: int
+    processed: int
+    dropped: int
+    bad_input: int
+    inference_errors: int
+    last_error: str
+
+
+class FrameCounters:
+    """Thread-safe frame counters shared by subscription callbacks and the worker."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Dict[str, int] = collections.Counter()
+        self.last_error = ''
+        self.latency = LatencyWindow()
+        self.input_rate = RateMeter()
+        self.output_rate = RateMeter()
+
+    def add(self, name: str, n: int = 1) -> None:
+        """Increase counter ``name``."""
+        with self._lock:
+            self._counts[name] += n
+            if name == 'received':
+                self.input_rate.tick()
+            elif name == 'processed':
+                self.output_rate.tick()
+
+    def error(self, name: str, message: str) -> None:
+        """Count an error and remember its message."""
+        with self._lock:
+            self._counts[name] += 1
+            self.last_error = message
+
+    def snapshot(self) -> CounterSnapshot:
+        """Return a consistent copy of the counters."""
+        with self._lock:
+            c = self._counts
+            return CounterSnapshot(c['received'], c['processed'], c['dropped'], c['bad_input'],
+                                   c['inference_errors'], self.last_error)

@@ -22,7 +22,7 @@ setup(
     zip_safe=True,
     maintainer='yolo_jetson_ros maintainers',
     maintainer_email='maintainers@yolo-jetson-ros.invalid',
-    description='YOLO detection lifecycle node for ROS 2: TensorRT (GPU/DLA), PyTorch, ONNX Runtime',
+    description='YOLO detection lifecycle node for ROS 2: TensorRT (GPU/DLA), PyTorch, ONNX RT',
     license='AGPL-3.0-or-later',
     # extras_require, not tests_require: new setuptools drops tests_require and colcon then
     # silently runs zero tests with unittest
@@ -31,6 +31,6 @@ setup(
         'console_scripts': [
             f'detector_node = {PACKAGE}.node.detector_node:main',
             f'demo = {PACKAGE}.demo:main',
-        ],
+        ]
     },
 )

@@ -30,7 +30,7 @@ REQS=(requirements/ros-jazzy.txt requirements/ml.txt requirements/dev.txt)
 WHEELS_HASH=$(hash_of "${REQS[@]}" requirements/nodeps.txt requirements/constraints.txt)
 if ! stamp_ok wheels "$WHEELS_HASH"; then
   log "installing wheels (first run: several minutes, torch is large)"
-  "$PY" -m pip install -q --upgrade 'pip>=24'
+  "$PY" -m pip install -q --upgrade 'pip>=24' 2> >(grep -v 'is ignored: it is neither' >&2)
   # (the local mirror's "Location ... is ignored" notes are noise)
   "$PY" -m pip install -q -c requirements/constraints.txt $(printf -- '-r %s ' "${REQS[@]}") \
     2> >(grep -v 'is ignored: it is neither' >&2)
@@ -43,7 +43,7 @@ fi
 if [ ! -f "$STATE/cmake-paths.stamp" ]; then
   PYINC=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
   NPINC=$("$PY" -c 'import numpy; print(numpy.get_include())')
-  grep -rlI --include='*Export.cmake' '/opt/python/' "$VENV/share" 2>/dev/null | xargs -r sed -i -E \
+  { grep -rlI --include='*Export.cmake' '/opt/python/' "$VENV/share" 2>/dev/null || true; } | xargs -r sed -i -E \
     -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$PYINC#g" \
     -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$NPINC#g"
   # make the venv a colcon underlay: sourcing any install/setup.bash then activates it too

@@ -3,10 +3,10 @@
 """Counters and latency percentiles for diagnostics and the benchmark (no ROS)."""
 
 import collections
+from dataclasses import dataclass
 import threading
 import time
-from dataclasses import dataclass
-from typing import Deque, Dict, Optional, Tuple
+from typing import Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -22,7 +22,7 @@ class LatencyWindow:
         self._values.append(ms)
 
     def percentiles(self, *qs: float) -> Tuple[float, ...]:
-        """Return the requested percentiles (NaN while empty)."""
+        """Compute the requested percentiles; NaN while empty."""
         if not self._values:
             return tuple(float('nan') for _ in qs)
         arr = np.fromiter(self._values, np.float64, len(self._values))
@@ -57,6 +57,14 @@ class RateMeter:
             self._stamps.popleft()
 
 
+# Header anomalies :meth:`FrameCounters.check_header` counts, with the warning for each
+HEADER_WARNINGS = {
+    'empty_frame_id': 'has an empty header.frame_id: its detections cannot be placed in tf',
+    'stamp_backwards': "has a header.stamp older than the previous frame's (a bag restarting "
+                       'or looping, a clock jump, or use_sim_time mismatched)',
+}
+
+
 @dataclass
 class CounterSnapshot:
     """A copy of the counters at one instant."""
@@ -79,6 +87,7 @@ class FrameCounters:
         self.latency = LatencyWindow()
         self.input_rate = RateMeter()
         self.output_rate = RateMeter()
+        self._last_stamp_ns: Optional[int] = None
 
     def add(self, name: str, n: int = 1) -> None:
         """Increase counter ``name``."""
@@ -95,9 +104,42 @@ class FrameCounters:
             self._counts[name] += 1
             self.last_error = message
 
+    def count(self, name: str) -> int:
+        """Return the value of counter ``name`` (0 when never counted)."""
+        with self._lock:
+            return self._counts[name]
+
+    def as_dict(self) -> Dict[str, int]:
+        """Return a copy of every counter, by name."""
+        with self._lock:
+            return dict(self._counts)
+
+    def check_header(self, frame_id: str, stamp_ns: int) -> List[str]:
+        """Count the header anomalies of one frame of this source; return their counter names.
+
+        Neither anomaly makes the frame unusable (the detections keep the header as it came),
+        but both deserve a warning: see :data:`HEADER_WARNINGS`.
+        """
+        found = []
+        with self._lock:
+            if not frame_id:
+                found.append('empty_frame_id')
+            if self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
+                found.append('stamp_backwards')
+            self._last_stamp_ns = stamp_ns
+            for name in found:
+                self._counts[name] += 1
+        return found
+
     def snapshot(self) -> CounterSnapshot:
         """Return a consistent copy of the counters."""
         with self._lock:
             c = self._counts
-            return CounterSnapshot(c['received'], c['processed'], c['dropped'], c['bad_input'],
-                                   c['inference_errors'], self.last_error)
+            return CounterSnapshot(
+                c['received'],
+                c['processed'],
+                c['dropped'],
+                c['bad_input'],
+                c['inference_errors'],
+                self.last_error,
+            )

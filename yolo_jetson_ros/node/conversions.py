@@ -2,15 +2,23 @@
 # Copyright (C) 2026 yolo_jetson_ros contributors
 """Conversions between ROS messages and the pipeline's arrays."""
 
-from typing import Mapping, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
+import cv2
 import numpy as np
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
 from ..pipeline.detections import Detections
-from ..pipeline.image_codec import decode_image
+from ..pipeline.image_codec import decode_image, ImageFormatError
+
+try:  # vision_msgs >= 4.1 (Humble's first release, 4.0.0, lacks LabelInfo)
+    from vision_msgs.msg import LabelInfo, VisionClass
+    HAVE_LABEL_INFO = True
+except ImportError:  # pragma: no cover - depends on the installed vision_msgs
+    LabelInfo = VisionClass = None
+    HAVE_LABEL_INFO = False
 
 
 def image_to_array(msg: Image) -> Tuple[np.ndarray, bool]:
@@ -18,8 +26,49 @@ def image_to_array(msg: Image) -> Tuple[np.ndarray, bool]:
 
     Raises ``ImageFormatError`` when encoding, size, step and data disagree.
     """
-    return decode_image(msg.data, msg.encoding, msg.height, msg.width, msg.step,
-                        bool(msg.is_bigendian))
+    return decode_image(
+        msg.data, msg.encoding, msg.height, msg.width, msg.step, bool(msg.is_bigendian)
+    )
+
+
+def compressed_to_array(msg: CompressedImage) -> Tuple[np.ndarray, bool]:
+    """Decode a sensor_msgs/CompressedImage (jpeg/png) into ``(HxWx3 uint8 BGR, True)``.
+
+    Raises ``ImageFormatError`` for an empty or undecodable payload.
+    """
+    fmt = msg.format or 'unknown format'
+    if len(msg.data) == 0:
+        raise ImageFormatError(f'compressed image ({fmt}) has an empty payload')
+    buf = np.frombuffer(msg.data, np.uint8)
+    image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageFormatError(f'cannot decode the {len(msg.data)}-byte compressed image ({fmt}); '
+                               'expected jpeg or png (the image_transport "compressed" plugin)')
+    return image, True
+
+
+def message_to_array(msg: Any) -> Tuple[np.ndarray, bool]:
+    """Return ``(HxWx3 uint8, is_bgr)`` for a sensor_msgs/Image or sensor_msgs/CompressedImage."""
+    if isinstance(msg, CompressedImage):
+        return compressed_to_array(msg)
+    return image_to_array(msg)
+
+
+def label_info_msg(names: Mapping[int, str], threshold: float,
+                   header: Optional[Header] = None) -> Any:
+    """Build a vision_msgs/LabelInfo: class_map (uint16 index + name) and threshold = conf.
+
+    Returns None when the installed vision_msgs has no LabelInfo (4.0.0).
+    """
+    if not HAVE_LABEL_INFO:
+        return None
+    msg = LabelInfo()
+    if header is not None:
+        msg.header = header
+    msg.class_map = [VisionClass(class_id=int(i), class_name=str(names[i])) for i in sorted(names)
+                     if 0 <= int(i) <= 0xFFFF]
+    msg.threshold = float(threshold)
+    return msg
 
 
 def array_to_image(image: np.ndarray, header: Header, encoding: str = 'bgr8') -> Image:
@@ -38,7 +87,8 @@ def detections_to_msg(detections: Detections, header: Header) -> Detection2DArra
     """Build a Detection2DArray: the image's header unchanged, boxes in original-image pixels.
 
     ``results[0].hypothesis.class_id`` is the class index as a decimal string (Isaac ROS'
-    convention; names come on the LabelInfo topic), ``id`` the track id when tracking.
+    convention; names come on the LabelInfo topic), ``id`` the track id when tracking
+    (empty for a detection no track holds yet).
     """
     out = Detection2DArray()
     out.header = header
@@ -58,7 +108,7 @@ def detections_to_msg(detections: Detections, header: Header) -> Detection2DArra
         hyp.hypothesis.class_id = str(class_ids[i])
         hyp.hypothesis.score = scores[i]
         det.results.append(hyp)
-        if track_ids is not None:
+        if track_ids is not None and track_ids[i] >= 0:
             det.id = str(track_ids[i])
         items.append(det)
     out.detections = items

@@ -10,19 +10,23 @@ the worker took them are counted as dropped, and the executor stays free for ser
 parameters while inference runs.
 """
 
+from dataclasses import dataclass, field
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                SetParametersResult)
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
-from rclpy.qos import (QoSProfile, qos_profile_sensor_data, QoSReliabilityPolicy)
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, QoSReliabilityPolicy
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
@@ -32,14 +36,15 @@ try:  # rclpy >= Iron
 except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
 
-from .conversions import class_names_summary, detections_to_msg, image_to_array
-from ..parameters import (BY_NAME, check_value, PARAMETERS, parse_classes, ParamSpec,
-                          resolve_classes)
-from ..pipeline.detector import (ConfigurationError, Detector, DetectorConfig,
-                                 build_detector)
+from .conversions import class_names_summary, detections_to_msg, message_to_array
+from .features import RosFeaturesMixin
+from ..parameters import (
+    BY_NAME, check_value, PARAMETERS, ParamSpec, parse_classes, resolve_classes
+)
+from ..pipeline.detector import build_detector, ConfigurationError, Detector, DetectorConfig
 from ..pipeline.image_codec import ImageFormatError
 from ..pipeline.postprocess import NmsSettings
-from ..stats import FrameCounters
+from ..stats import FrameCounters, HEADER_WARNINGS
 
 NODE_NAME = 'yolo_detector'
 SINGLE_OUTPUT_TOPIC = 'detections_output'  # Isaac ROS' name for the decoder output
@@ -54,12 +59,14 @@ class Camera:
     output_topic: str
     publisher: Optional[Publisher] = None
     subscription: Optional[Subscription] = None
-    pending: Optional[Image] = None
+    pending: Optional[Any] = None  # sensor_msgs/Image or CompressedImage
     pending_since: float = 0.0
     counters: FrameCounters = field(default_factory=FrameCounters)
+    debug_publisher: Optional[Publisher] = None
+    tracker: Optional[Any] = None  # tracking.Tracker when the tracker parameter is set
 
 
-class YoloDetectorNode(LifecycleNode):
+class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
     """Lifecycle node: sensor_msgs/Image in, vision_msgs/Detection2DArray out."""
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
@@ -75,6 +82,7 @@ class YoloDetectorNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         for spec in PARAMETERS:
             self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        self._init_features()
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # ------------------------------------------------------------------ parameters
@@ -91,8 +99,10 @@ class YoloDetectorNode(LifecycleNode):
                 continue
             reason = check_value(spec, p.value)
             if reason is None and spec.structural and self._configured:
-                reason = ('decides what is built at configure; deactivate and clean up, then '
-                          'set it and configure again')
+                reason = (
+                    'decides what is built at configure; deactivate and clean up, then '
+                    'set it and configure again'
+                )
             if reason is None and p.name == 'classes' and self._detector is not None:
                 try:
                     resolve_classes(parse_classes(p.value), self._detector.names)
@@ -108,15 +118,19 @@ class YoloDetectorNode(LifecycleNode):
 
     def _check_combination(self, proposed: Dict[str, Any]) -> Optional[str]:
         """Reject combinations of structural values that can never build."""
+
         def value(name: str) -> Any:
             return proposed[name] if name in proposed else self.param(name)
+
         if value('dla_core') >= 0 and value('precision') == 'fp32':
             return 'dla_core: DLA runs fp16 or int8 only; set precision fp16/int8 or dla_core -1'
         if value('dla_core') >= 0 and value('backend') not in ('auto', 'tensorrt'):
             return 'dla_core: DLA needs the tensorrt backend'
         if value('precision') == 'int8' and not value('int8_calibration_data'):
-            return ('precision: int8 needs int8_calibration_data (a dataset yaml or image folder '
-                    'of >= 300 representative images)')
+            return (
+                'precision: int8 needs int8_calibration_data (a dataset yaml or image folder '
+                'of >= 300 representative images)'
+            )
         return None
 
     def _apply_live(self, values: Dict[str, Any]) -> None:
@@ -131,17 +145,25 @@ class YoloDetectorNode(LifecycleNode):
             s.agnostic = bool(values['agnostic_nms'])
         if 'classes' in values and self._detector is not None:
             s.classes = resolve_classes(parse_classes(values['classes']), self._detector.names)
+        self._on_live_change(values)
 
     def _detector_config(self) -> DetectorConfig:
         return DetectorConfig(
-            model=self.param('model'), model_dir=self.param('model_dir'),
-            model_sha256=self.param('model_sha256'), backend=self.param('backend'),
-            device=self.param('device'), precision=self.param('precision'),
-            imgsz=self.param('imgsz'), batch=self.param('batch'),
-            cache_dir=self.param('engine_cache_dir'), threads=self.param('threads'),
-            force_rebuild=self.param('force_engine_rebuild'), dla_core=self.param('dla_core'),
+            model=self.param('model'),
+            model_dir=self.param('model_dir'),
+            model_sha256=self.param('model_sha256'),
+            backend=self.param('backend'),
+            device=self.param('device'),
+            precision=self.param('precision'),
+            imgsz=self.param('imgsz'),
+            batch=self.param('batch'),
+            cache_dir=self.param('engine_cache_dir'),
+            threads=self.param('threads'),
+            force_rebuild=self.param('force_engine_rebuild'),
+            dla_core=self.param('dla_core'),
             workspace_gb=self.param('workspace_gb'),
-            int8_calibration_data=self.param('int8_calibration_data'))
+            int8_calibration_data=self.param('int8_calibration_data'),
+        )
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -149,8 +171,10 @@ class YoloDetectorNode(LifecycleNode):
         t0 = time.monotonic()
         log = self.get_logger()
         config = self._detector_config()
-        log.info(f'configuring: model={config.model} backend={config.backend} '
-                 f'precision={config.precision} imgsz={config.imgsz}')
+        log.info(
+            f'configuring: model={config.model} backend={config.backend} '
+            f'precision={config.precision} imgsz={config.imgsz}'
+        )
         try:
             detector = build_detector(config, log=log.info)
         except ConfigurationError as exc:
@@ -163,18 +187,30 @@ class YoloDetectorNode(LifecycleNode):
             log.error(f'configure failed: classes: {exc}')
             return TransitionCallbackReturn.FAILURE
         self._detector = detector
-        self._settings = NmsSettings(conf=self.param('conf'), iou=self.param('iou'),
-                                     max_det=self.param('max_det'), classes=classes,
-                                     agnostic=self.param('agnostic_nms'))
+        self._settings = NmsSettings(
+            conf=self.param('conf'),
+            iou=self.param('iou'),
+            max_det=self.param('max_det'),
+            classes=classes,
+            agnostic=self.param('agnostic_nms'),
+        )
         detector.settings = self._settings
         self._cameras = [Camera(i, o) for i, o in camera_topics(self.param('image_topics'))]
         for cam in self._cameras:
-            cam.publisher = self.create_lifecycle_publisher(Detection2DArray, cam.output_topic,
-                                                            DETECTIONS_QOS)
+            cam.publisher = self.create_lifecycle_publisher(
+                Detection2DArray, cam.output_topic, DETECTIONS_QOS
+            )
+        reason = self._configure_features(SINGLE_OUTPUT_TOPIC)
+        if reason is not None:
+            log.error(f'configure failed: {reason}')
+            self._release()
+            return TransitionCallbackReturn.FAILURE
         self._configured = True
-        log.info(f'configured in {time.monotonic() - t0:.1f} s: {detector.backend.describe()}; '
-                 f'{class_names_summary(detector.names)}; '
-                 + '; '.join(f'{c.input_topic} -> {c.output_topic}' for c in self._cameras))
+        log.info(
+            f'configured in {time.monotonic() - t0:.1f} s: {detector.backend.describe()}; '
+            f'{class_names_summary(detector.names)}; '
+            + '; '.join(f'{c.input_topic} -> {c.output_topic}' for c in self._cameras)
+        )
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -182,15 +218,20 @@ class YoloDetectorNode(LifecycleNode):
         qos = image_qos(self.param('qos_reliability'))
         for cam in self._cameras:
             cam.subscription = self.create_subscription(
-                Image, cam.input_topic, lambda msg, c=cam: self._on_image(c, msg), qos,
+                *self._input_type_and_topic(cam.input_topic),
+                lambda msg, c=cam: self._on_image(c, msg),
+                qos,
                 event_callbacks=SubscriptionEventCallbacks(
-                    incompatible_qos=lambda event, c=cam: self._on_incompatible_qos(c, event)))
+                    incompatible_qos=lambda event, c=cam: self._on_incompatible_qos(c, event)
+                ),
+            )
         self._running = True
         self._worker = threading.Thread(target=self._run_worker, name='yolo_worker', daemon=True)
         self._worker.start()
-        self.get_logger().info('active: waiting for images on '
-                               + ', '.join(self.resolve_topic_name(c.input_topic)
-                                           for c in self._cameras))
+        self.get_logger().info(
+            'active: waiting for images on '
+            + ', '.join(self.resolve_topic_name(c.input_topic) for c in self._cameras)
+        )
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -234,6 +275,7 @@ class YoloDetectorNode(LifecycleNode):
             cam.pending = None
 
     def _release(self) -> None:
+        self._release_features()
         for cam in self._cameras:
             if cam.publisher is not None:
                 self.destroy_lifecycle_publisher(cam.publisher)
@@ -261,7 +303,8 @@ class YoloDetectorNode(LifecycleNode):
             f'a publisher on {self.resolve_topic_name(cam.input_topic)} offers a QoS this '
             f'subscription ({self.param("qos_reliability")}) cannot match, so no images arrive '
             f'from it: set qos_reliability to best_effort (policy {event.last_policy_kind})',
-            once=True)
+            once=True,
+        )
 
     def _take_frames(self) -> Optional[List[Tuple[Camera, Image, float]]]:
         """Wait for frames; return up to ``batch`` of them, or None when stopping."""
@@ -276,13 +319,15 @@ class YoloDetectorNode(LifecycleNode):
             if batch > 1 and len(self._cameras) > 1 and window_s > 0:
                 deadline = time.monotonic() + window_s
                 while self._running and sum(c.pending is not None for c in self._cameras) < min(
-                        batch, len(self._cameras)):
+                    batch, len(self._cameras)
+                ):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     self._frame_ready.wait(remaining)
-            ready = sorted((c for c in self._cameras if c.pending is not None),
-                           key=lambda c: c.pending_since)[:batch]
+            ready = sorted(
+                (c for c in self._cameras if c.pending is not None), key=lambda c: c.pending_since
+            )[:batch]
             frames = [(c, c.pending, c.pending_since) for c in ready]
             for c in ready:
                 c.pending = None
@@ -298,8 +343,9 @@ class YoloDetectorNode(LifecycleNode):
                 self._process(frames)
             except Exception as exc:  # keep the node alive whatever a frame does
                 self.counters.error('inference_errors', f'{type(exc).__name__}: {exc}')
-                self.get_logger().error(f'inference failed: {type(exc).__name__}: {exc}',
-                                        throttle_duration_sec=5.0)
+                self.get_logger().error(
+                    f'inference failed: {type(exc).__name__}: {exc}', throttle_duration_sec=5.0
+                )
 
     def _process(self, frames: Sequence[Tuple[Camera, Image, float]]) -> None:
         detector = self._detector
@@ -309,23 +355,34 @@ class YoloDetectorNode(LifecycleNode):
         images, bgr = [], []
         for cam, msg, since in frames:
             try:
-                image, is_bgr = image_to_array(msg)
+                image, is_bgr = message_to_array(msg)
             except ImageFormatError as exc:
                 cam.counters.error('bad_input', str(exc))
                 self.counters.error('bad_input', str(exc))
                 self.get_logger().error(
                     f'dropping frame from {self.resolve_topic_name(cam.input_topic)} '
-                    f'(frame_id "{msg.header.frame_id}"): {exc}', throttle_duration_sec=5.0)
+                    f'(frame_id "{msg.header.frame_id}"): {exc}',
+                    throttle_duration_sec=5.0,
+                )
                 continue
+            stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            for anomaly in cam.counters.check_header(msg.header.frame_id, stamp_ns):
+                self.counters.add(anomaly)
+                self.get_logger().warning(
+                    f'frame from {self.resolve_topic_name(cam.input_topic)} '
+                    f'{HEADER_WARNINGS[anomaly]}; detecting on it anyway',
+                    throttle_duration_sec=5.0)
             good.append((cam, msg, since))
             images.append(image)
             bgr.append(is_bgr)
         if not images:
             return
         results = detector.detect_batch(images, bgr)
-        for (cam, msg, since), dets in zip(good, results):
+        for (cam, msg, since), dets, image, is_bgr in zip(good, results, images, bgr):
+            dets = self._track(cam, dets, image, is_bgr)
             if cam.publisher is not None:
                 cam.publisher.publish(detections_to_msg(dets, msg.header))
+            self._publish_debug_image(cam, msg.header, image, is_bgr, dets)
             latency_ms = (time.monotonic() - since) * 1e3
             for counters in (cam.counters, self.counters):
                 counters.add('processed')
@@ -334,7 +391,7 @@ class YoloDetectorNode(LifecycleNode):
     # ------------------------------------------------------------------ helpers
     @property
     def detector(self) -> Optional[Detector]:
-        """Return the built detector (None unless configured)."""
+        """Built detector, or None unless configured."""
         return self._detector
 
     def autostart(self) -> bool:
@@ -347,7 +404,7 @@ class YoloDetectorNode(LifecycleNode):
 
 
 def camera_topics(topics: Sequence[str]) -> List[Tuple[str, str]]:
-    """Return (input, output) topic pairs: one camera -> detections_output, several -> <in>/detections."""
+    """Return (input, output) topics: one camera -> detections_output, else <in>/detections."""
     topics = [t.strip() for t in topics]
     if len(topics) == 1:
         return [(topics[0], SINGLE_OUTPUT_TOPIC)]
@@ -356,9 +413,12 @@ def camera_topics(topics: Sequence[str]) -> List[Tuple[str, str]]:
 
 def image_qos(reliability: str) -> QoSProfile:
     """Return the image subscription QoS: sensor data (best effort, depth 1 = newest frame)."""
-    qos = QoSProfile(depth=1, history=qos_profile_sensor_data.history,
-                     durability=qos_profile_sensor_data.durability,
-                     reliability=qos_profile_sensor_data.reliability)
+    qos = QoSProfile(
+        depth=1,
+        history=qos_profile_sensor_data.history,
+        durability=qos_profile_sensor_data.durability,
+        reliability=qos_profile_sensor_data.reliability,
+    )
     if reliability == 'reliable':
         qos.reliability = QoSReliabilityPolicy.RELIABLE
     return qos
@@ -366,16 +426,20 @@ def image_qos(reliability: str) -> QoSProfile:
 
 def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     """Turn a :class:`ParamSpec` into a ParameterDescriptor with ranges."""
-    desc = ParameterDescriptor(description=spec.description, read_only=spec.read_only,
-                               dynamic_typing=spec.dynamic_typing)
+    desc = ParameterDescriptor(
+        description=spec.description, read_only=spec.read_only, dynamic_typing=spec.dynamic_typing
+    )
     if spec.structural and not spec.read_only:
         desc.additional_constraints = 'Changeable only while unconfigured.'
     if spec.int_range is not None:
         lo, hi, step = spec.int_range
         desc.integer_range = [IntegerRange(from_value=lo, to_value=hi, step=step)]
     if spec.float_range is not None:
-        desc.floating_point_range = [FloatingPointRange(from_value=spec.float_range[0],
-                                                        to_value=spec.float_range[1], step=0.0)]
+        desc.floating_point_range = [
+            FloatingPointRange(
+                from_value=spec.float_range[0], to_value=spec.float_range[1], step=0.0
+            )
+        ]
     return desc
 
 
@@ -387,8 +451,10 @@ def main(args: Optional[List[str]] = None) -> None:
     executor.add_node(node)
     try:
         if not node.autostart():
-            node.get_logger().error('autostart failed; the node stays up and can be configured '
-                                    'again through its lifecycle services')
+            node.get_logger().error(
+                'autostart failed; the node stays up and can be configured '
+                'again through its lifecycle services'
+            )
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+import shutil
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 
 CACHE_DIR_ENV = 'YOLO_JETSON_ROS_CACHE_DIR'
@@ -33,6 +34,10 @@ def key_of(fields: Mapping[str, Any]) -> str:
     """Return a short stable hash of the key fields (sorted JSON)."""
     text = json.dumps(dict(fields), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class CacheError(OSError):
+    """A cache operation failed (an OSError, so callers treat it like any file problem)."""
 
 
 def _pid_alive(pid: int) -> bool:
@@ -59,14 +64,28 @@ class ArtifactCache:
         return path.with_name(path.name + '.json')
 
     def lookup(self, path: Path, fields: Mapping[str, Any]) -> Optional[Path]:
-        """Return ``path`` when it exists, is non-empty and its sidecar holds exactly ``fields``."""
+        """Return ``path`` if it exists, is non-empty and its sidecar holds exactly ``fields``.
+
+        The sidecar also records the artifact's size and sha256 when it was published: a file
+        truncated or altered since (a full disk, a crash of the file system, a copy cut short)
+        is a miss, so it gets rebuilt instead of failing to load.
+        """
         try:
-            if path.stat().st_size == 0:
+            size = path.stat().st_size
+            if size == 0:
                 return None
             stored = json.loads(self.sidecar(path).read_text())
+            if not isinstance(stored, dict):
+                return None
+            if stored.get('key') != json.loads(json.dumps(dict(fields), default=str)):
+                return None
+            if 'size' in stored and stored['size'] != size:
+                return None
+            if 'sha256' in stored and stored['sha256'] != _sha256_of(path):
+                return None
         except (OSError, ValueError):
             return None
-        return path if stored.get('key') == json.loads(json.dumps(dict(fields), default=str)) else None
+        return path
 
     def invalidate(self, path: Path) -> None:
         """Remove an artifact and its sidecar (e.g. an engine that no longer deserializes)."""
@@ -86,17 +105,22 @@ class ArtifactCache:
                 fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
 
     def remove_stale_temporaries(self, path: Path) -> None:
-        """Delete ``<path>.tmp-<pid>`` files left by processes that died mid-build."""
-        for tmp in path.parent.glob(path.name + '.tmp-*'):
-            pid = tmp.name.rsplit('-', 1)[-1]
-            if not pid.isdigit() or not _pid_alive(int(pid)):
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
+        """Delete ``<path>.tmp-<pid>*`` files and folders left by processes that died mid-build."""
+        for pattern in (path.name + '.tmp-*', self.sidecar(path).name + '.tmp-*'):
+            for tmp in path.parent.glob(pattern):
+                pid = tmp.name.rsplit('.tmp-', 1)[-1].split('.', 1)[0]
+                if not pid.isdigit() or not _pid_alive(int(pid)):
+                    _remove(tmp)
 
-    def get_or_build(self, path: Path, fields: Mapping[str, Any],
-                     build: Callable[[Path], None], force: bool = False,
-                     extra: Optional[Dict[str, Any]] = None) -> 'tuple[Path, bool]':
-        """Return ``(path, built)``: reuse a matching artifact or run ``build(tmp_path)`` and publish it.
+    def get_or_build(
+        self,
+        path: Path,
+        fields: Mapping[str, Any],
+        build: Callable[[Path], None],
+        force: bool = False,
+        extra: Optional[Dict[str, Any]] = None,
+    ) -> 'tuple[Path, bool]':
+        """Return ``(path, built)``: reuse a matching artifact, or ``build(tmp_path)`` and publish.
 
         ``build`` must write the complete artifact to the path it is given. ``extra`` goes into
         the sidecar beside the key (e.g. build time, versions for humans).
@@ -109,7 +133,7 @@ class ArtifactCache:
             try:
                 build(tmp)
                 if not tmp.is_file() or tmp.stat().st_size == 0:
-                    raise RuntimeError(f'the build produced no file at {tmp}')
+                    raise CacheError(errno.EIO, f'the build produced no file at {tmp}')
                 with open(tmp, 'rb') as f:
                     os.fsync(f.fileno())
                 self.invalidate(path)
@@ -123,6 +147,25 @@ class ArtifactCache:
     def _write_sidecar(self, path: Path, fields: Mapping[str, Any], extra: Dict[str, Any]) -> None:
         side = self.sidecar(path)
         tmp = side.with_name(f'{side.name}.tmp-{os.getpid()}')
-        tmp.write_text(json.dumps({'key': dict(fields), **extra}, indent=2, sort_keys=True,
-                                  default=str))
-        os.replace(tmp, side)
+        record = {'key': dict(fields), **extra, 'size': path.stat().st_size,
+                  'sha256': _sha256_of(path)}
+        try:
+            tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
+            os.replace(tmp, side)
+        finally:  # a full disk must not leave a half-written sidecar behind
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+def _sha256_of(path: Path) -> str:
+    from .models import sha256_of  # memoised on path, size and mtime: cheap on every configure
+    return sha256_of(path)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or a folder tree, ignoring what is already gone."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()

@@ -32,11 +32,12 @@ class Detections:
     @staticmethod
     def empty() -> 'Detections':
         """Return a result without detections."""
-        return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32),
-                          np.zeros((0,), np.int64))
+        return Detections(
+            np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64)
+        )
 
     def centers_sizes(self) -> np.ndarray:
-        """Return (N, 4) float64 rows of center x, center y, width, height (vision_msgs' BoundingBox2D)."""
+        """Return (N, 4) float64 rows of center x, center y, width, height (BoundingBox2D)."""
         b = self.boxes_xyxy.astype(np.float64)
         out = np.empty_like(b)
         out[:, 0] = (b[:, 0] + b[:, 2]) * 0.5

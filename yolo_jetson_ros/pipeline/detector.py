@@ -7,10 +7,10 @@ All slow work (model resolution, export, engine build, buffer allocation, warm-u
 the backend and decodes.
 """
 
-import importlib.metadata
-import time
 from dataclasses import dataclass
+import importlib.metadata
 from pathlib import Path
+import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -19,9 +19,9 @@ from .backends.base import Backend, BackendError, ModelInfo
 from .cache import ArtifactCache, default_cache_root
 from .detections import Detections
 from .export import ExportError, ExportRequest, run_export
-from .models import ModelError, ResolvedModel, resolve_model, sha256_of
-from .postprocess import NmsSettings, decode
-from .preprocess import LetterboxGeometry, Letterboxer
+from .models import ModelError, resolve_model, ResolvedModel, sha256_of
+from .postprocess import decode, NmsSettings
+from .preprocess import Letterboxer, LetterboxGeometry
 
 BACKENDS = ('auto', 'tensorrt', 'torch', 'onnxruntime')
 PRECISIONS = ('auto', 'fp32', 'fp16', 'int8')
@@ -55,7 +55,11 @@ class DetectorConfig:
 
     def cache_root(self) -> Path:
         """Return the folder for exported models and engines."""
-        return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_root() / 'engines'
+        return (
+            Path(self.cache_dir).expanduser()
+            if self.cache_dir
+            else default_cache_root() / 'engines'
+        )
 
 
 @dataclass
@@ -75,7 +79,9 @@ class StageTimes:
 class Detector:
     """A built, warmed-up detection pipeline around one backend."""
 
-    def __init__(self, backend: Backend, model: ResolvedModel, settings: Optional[NmsSettings] = None):
+    def __init__(
+        self, backend: Backend, model: ResolvedModel, settings: Optional[NmsSettings] = None
+    ):
         if backend.info is None:
             raise BackendError('backend did not report its model info')
         self.backend = backend
@@ -99,11 +105,14 @@ class Detector:
         """Detect objects in one HxWx3 uint8 image; boxes come back in its pixels."""
         return self.detect_batch([image], [bgr])[0]
 
-    def detect_batch(self, images: Sequence[np.ndarray],
-                     bgr: Optional[Sequence[bool]] = None) -> List[Detections]:
+    def detect_batch(
+        self, images: Sequence[np.ndarray], bgr: Optional[Sequence[bool]] = None
+    ) -> List[Detections]:
         """Detect objects in up to ``batch`` images with one inference call."""
         if len(images) > self.info.batch:
             raise ValueError(f'{len(images)} images for a batch-{self.info.batch} model')
+        if getattr(self.backend, 'has_fused_path', False):
+            return self._detect_fused(images, bgr)
         t0 = time.perf_counter()
         geometries: List[LetterboxGeometry] = []
         for slot, image in enumerate(images):
@@ -116,6 +125,19 @@ class Detector:
         t3 = time.perf_counter()
         self.times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return results
+
+    def _detect_fused(self, images: Sequence[np.ndarray],
+                      bgr: Optional[Sequence[bool]]) -> List[Detections]:
+        """Backends with a fused device path: upload, letterbox, infer and NMS in one call."""
+        flags = list(bgr) if bgr else [True] * len(images)
+        fused = getattr(self.backend, 'detect_images')
+        t0 = time.perf_counter()
+        rows_per_image = fused(images, flags, self.settings)
+        total_ms = (time.perf_counter() - t0) * 1e3
+        stages = getattr(self.backend, 'stage_ms', None)
+        self.times = StageTimes(*stages) if stages else StageTimes(0.0, total_ms, 0.0)
+        return [Detections(np.ascontiguousarray(r[:, :4]), np.ascontiguousarray(r[:, 4]),
+                           r[:, 5].astype(np.int64)) for r in rows_per_image]
 
     @staticmethod
     def _to_detections(rows: np.ndarray, geometry: LetterboxGeometry) -> Detections:
@@ -144,12 +166,15 @@ def tensorrt_importable() -> bool:
 
 
 def choose_backend(config: DetectorConfig, model: ResolvedModel) -> Tuple[str, str]:
-    """Return ``(backend, device)`` for the config: tensorrt > torch on CUDA > onnxruntime on CPU."""
+    """Return ``(backend, device)``: tensorrt > torch on CUDA > onnxruntime on the CPU."""
     from .backends.torch_backend import cuda_available
+
     backend = config.backend
     if model.format == 'engine':
         if backend not in ('auto', 'tensorrt'):
-            raise ConfigurationError(f'a .engine model runs only on the tensorrt backend, not {backend}')
+            raise ConfigurationError(
+                f'a .engine model runs only on the tensorrt backend, not {backend}'
+            )
         backend = 'tensorrt'
     elif model.format == 'onnx' and backend == 'torch':
         raise ConfigurationError('the torch backend needs .pt weights, not an .onnx file')
@@ -165,8 +190,10 @@ def choose_backend(config: DetectorConfig, model: ResolvedModel) -> Tuple[str, s
     if not device:
         device = 'cuda:0' if backend in ('tensorrt', 'torch') and cuda_available() else 'cpu'
     if backend == 'tensorrt' and not device.startswith('cuda'):
-        raise ConfigurationError('the tensorrt backend runs on a CUDA device; set device cuda:0 '
-                                 'or backend onnxruntime for the CPU')
+        raise ConfigurationError(
+            'the tensorrt backend runs on a CUDA device; set device cuda:0 '
+            'or backend onnxruntime for the CPU'
+        )
     return backend, device
 
 
@@ -177,7 +204,9 @@ def resolve_precision(requested: str, backend: str, device: str) -> str:
     if requested == 'int8' and backend != 'tensorrt':
         raise ConfigurationError(f'int8 needs the tensorrt backend (got {backend})')
     if requested == 'fp16' and not device.startswith('cuda'):
-        raise ConfigurationError(f'fp16 needs a CUDA device (got {device}); use precision fp32 or auto')
+        raise ConfigurationError(
+            f'fp16 needs a CUDA device (got {device}); use precision fp32 or auto'
+        )
     if requested == 'fp16' and backend == 'onnxruntime':
         raise ConfigurationError('the onnxruntime backend runs fp32 only; use fp32 or auto')
     return requested
@@ -188,49 +217,82 @@ def _onnx_for(model: ResolvedModel, config: DetectorConfig, log: Log) -> Tuple[P
     if model.format == 'onnx':
         return model.path, False
     cache = ArtifactCache(config.cache_root())
-    fields = {'kind': 'onnx', 'weights_sha256': sha256_of(model.path), 'imgsz': config.imgsz,
-              'batch': config.batch, 'ultralytics': _ultralytics_version()}
+    fields = {
+        'kind': 'onnx',
+        'weights_sha256': sha256_of(model.path),
+        'imgsz': config.imgsz,
+        'batch': config.batch,
+        'ultralytics': _ultralytics_version(),
+    }
     path = cache.path_for(model.stem, fields, '.onnx')
 
     def build(tmp: Path) -> None:
-        log(f'exporting {model.path.name} to ONNX (imgsz {config.imgsz}, batch {config.batch}) '
-            f'into {cache.root}; this takes a few seconds once, later configures reuse it')
-        run_export(ExportRequest(weights=model.path, format='onnx', imgsz=config.imgsz,
-                                 batch=config.batch, device='cpu'), tmp,
-                   log=lambda line: log(f'[export] {line}'), timeout_s=config.export_timeout_s)
+        log(
+            f'exporting {model.path.name} to ONNX (imgsz {config.imgsz}, batch {config.batch}) '
+            f'into {cache.root}; this takes a few seconds once, later configures reuse it'
+        )
+        run_export(
+            ExportRequest(
+                weights=model.path,
+                format='onnx',
+                imgsz=config.imgsz,
+                batch=config.batch,
+                device='cpu',
+            ),
+            tmp,
+            log=lambda line: log(f'[export] {line}'),
+            timeout_s=config.export_timeout_s,
+        )
 
     return cache.get_or_build(path, fields, build, force=config.force_rebuild)
 
 
-def build_detector(config: DetectorConfig, log: Log = lambda _m: None,
-                   settings: Optional[NmsSettings] = None) -> Detector:
+def build_detector(
+    config: DetectorConfig, log: Log = lambda _m: None, settings: Optional[NmsSettings] = None
+) -> Detector:
     """Resolve, build (or load from cache) and warm up the detector described by ``config``.
 
     Raises :class:`ConfigurationError` with a one-line reason on any failure.
     """
     try:
-        model = resolve_model(config.model, config.model_dir,
-                              download_dir=default_cache_root() / 'models',
-                              expected_sha256=config.model_sha256, log=log)
+        model = resolve_model(
+            config.model,
+            config.model_dir,
+            download_dir=default_cache_root() / 'models',
+            expected_sha256=config.model_sha256,
+            log=log,
+        )
         backend_name, device = choose_backend(config, model)
         precision = resolve_precision(config.precision, backend_name, device)
         if config.dla_core >= 0 and backend_name != 'tensorrt':
-            raise ConfigurationError(f'dla_core {config.dla_core} needs the tensorrt backend '
-                                     f'(got {backend_name}); set dla_core -1')
-        log(f'model {model.path} ({model.format}, from {model.source}); backend {backend_name} '
-            f'on {device}, precision {precision}')
+            raise ConfigurationError(
+                f'dla_core {config.dla_core} needs the tensorrt backend '
+                f'(got {backend_name}); set dla_core -1'
+            )
+        log(
+            f'model {model.path} ({model.format}, from {model.source}); backend {backend_name} '
+            f'on {device}, precision {precision}'
+        )
         backend: Backend
         if backend_name == 'onnxruntime':
             from .backends.onnxruntime_backend import OnnxRuntimeBackend
+
             onnx_path, built = _onnx_for(model, config, log)
             log(('exported ' if built else 'reusing cached ') + str(onnx_path))
             backend = OnnxRuntimeBackend(onnx_path, device, threads=config.threads)
         elif backend_name == 'torch':
             from .backends.torch_backend import TorchBackend
-            backend = TorchBackend(model.path, device, half=precision == 'fp16',
-                                   imgsz=config.imgsz, batch=config.batch)
+
+            backend = TorchBackend(
+                model.path,
+                device,
+                half=precision == 'fp16',
+                imgsz=config.imgsz,
+                batch=config.batch,
+            )
         else:
             from .backends.tensorrt_backend import create_tensorrt_backend
+
             backend = create_tensorrt_backend(model, config, device, precision, log)
         detector = Detector(backend, model, settings)
         detector.warm_up()
@@ -241,5 +303,14 @@ def build_detector(config: DetectorConfig, log: Log = lambda _m: None,
         raise ConfigurationError(f'{type(exc).__name__}: {exc}') from exc
 
 
-__all__ = ['BACKENDS', 'PRECISIONS', 'ConfigurationError', 'Detector', 'DetectorConfig',
-           'StageTimes', 'build_detector', 'choose_backend', 'resolve_precision']
+__all__ = [
+    'BACKENDS',
+    'PRECISIONS',
+    'ConfigurationError',
+    'Detector',
+    'DetectorConfig',
+    'StageTimes',
+    'build_detector',
+    'choose_backend',
+    'resolve_precision',
+]

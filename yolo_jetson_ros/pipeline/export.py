@@ -12,19 +12,24 @@ Run as ``python -m yolo_jetson_ros.pipeline.export --weights W --out OUT --forma
 """
 
 import argparse
+import contextlib
+from dataclasses import dataclass, field
 import json
 import os
+from pathlib import Path
+import re
+import queue
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 RESULT_PREFIX = 'YOLO_JETSON_ROS_EXPORT_RESULT '
+ANSI_ESCAPE = re.compile(r'\x1b\[[0-9;]*m')  # Ultralytics colours its log lines
 
 
 class ExportError(RuntimeError):
@@ -36,7 +41,7 @@ class ExportRequest:
     """Everything that determines an exported artifact (and so belongs in its cache key)."""
 
     weights: Path
-    format: str = 'onnx'  # 'onnx' or 'engine'
+    format: str = 'onnx'  # noqa: A003 ('onnx' or 'engine', as Ultralytics names it)
     imgsz: int = 640
     batch: int = 1
     half: bool = False
@@ -48,8 +53,20 @@ class ExportRequest:
 
     def to_argv(self, out: Path) -> List[str]:
         """Return the child's command-line arguments."""
-        argv = ['--weights', str(self.weights), '--out', str(out), '--format', self.format,
-                '--imgsz', str(self.imgsz), '--batch', str(self.batch), '--device', self.device]
+        argv = [
+            '--weights',
+            str(self.weights),
+            '--out',
+            str(out),
+            '--format',
+            self.format,
+            '--imgsz',
+            str(self.imgsz),
+            '--batch',
+            str(self.batch),
+            '--device',
+            self.device,
+        ]
         if self.half:
             argv.append('--half')
         if self.int8:
@@ -59,24 +76,49 @@ class ExportRequest:
         return argv
 
 
-def run_export(request: ExportRequest, out: Path, log: Callable[[str], None],
-               timeout_s: Optional[float] = None) -> Dict[str, Any]:
+def run_export(
+    request: ExportRequest,
+    out: Path,
+    log: Callable[[str], None],
+    timeout_s: Optional[float] = None,
+) -> Dict[str, Any]:
     """Run the exporter in a child process, streaming its output to ``log``; return its metadata.
 
     The child is killed (and ``out`` removed) on timeout or when this process is interrupted.
     """
-    cmd = [sys.executable, '-u', '-m', 'yolo_jetson_ros.pipeline.export', *request.to_argv(out)]
+    # The child works in a folder beside ``out`` that this process removes whatever happens,
+    # even when the child is killed before it could clean up after itself.
+    work = out.with_name(out.name + '.work')
+    cmd = [sys.executable, '-u', '-m', 'yolo_jetson_ros.pipeline.export', *request.to_argv(out),
+           '--workdir', str(work)]
     env = dict(os.environ)
     env.setdefault('YOLO_OFFLINE', '1')  # never pip-install or phone home from inside a node
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     result: Dict[str, Any] = {}
     tail: List[str] = []
     t0 = time.monotonic()
+    assert proc.stdout is not None
+    # A reader thread, so a silent child (a TensorRT build, a hang) still meets the timeout
+    lines: 'queue.Queue[Optional[str]]' = queue.Queue()
+    reader = threading.Thread(target=_pump, args=(proc.stdout, lines), name='export_reader',
+                              daemon=True)
+    reader.start()
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
+        while True:
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                line = ''
+            if line is None:
+                break
+            line = ANSI_ESCAPE.sub('', line).rstrip()
             if line.startswith(RESULT_PREFIX):
                 result = json.loads(line[len(RESULT_PREFIX):])
                 continue
@@ -86,18 +128,36 @@ def run_export(request: ExportRequest, out: Path, log: Callable[[str], None],
             if timeout_s is not None and time.monotonic() - t0 > timeout_s:
                 raise ExportError(f'export exceeded {timeout_s:.0f} s and was stopped')
         rc = proc.wait()
-    except BaseException:
+    except BaseException:  # an error, a timeout, Ctrl-C or SIGTERM: no orphan, no partial file
         _kill_group(proc)
-        if out.exists():
+        with contextlib.suppress(OSError):
             out.unlink()
         raise
+    finally:
+        reader.join(timeout=5.0)
+        with contextlib.suppress(OSError):
+            proc.stdout.close()
+        shutil.rmtree(work, ignore_errors=True)
     if rc != 0 or not result:
         if out.exists():
             out.unlink()
-        reason = next((t for t in reversed(tail) if 'Error' in t or 'error' in t), tail[-1] if tail
-                      else f'exit code {rc}')
+        reason = next(
+            (t for t in reversed(tail) if 'Error' in t or 'error' in t),
+            tail[-1] if tail else f'exit code {rc}',
+        )
         raise ExportError(f'{request.format} export of {request.weights.name} failed: {reason}')
     return result
+
+
+def _pump(stream: Any, lines: 'queue.Queue[Optional[str]]') -> None:
+    """Copy the child's output lines into ``lines``; None marks the end."""
+    try:
+        for line in stream:
+            lines.put(line)
+    except (OSError, ValueError):  # the pipe closed under us
+        pass
+    finally:
+        lines.put(None)
 
 
 def _kill_group(proc: 'subprocess.Popen[str]') -> None:
@@ -113,20 +173,29 @@ def _kill_group(proc: 'subprocess.Popen[str]') -> None:
 
 
 def _export_in_this_process(args: argparse.Namespace) -> Dict[str, Any]:
+    if args.format == 'engine' and Path(args.weights).suffix.lower() == '.onnx':
+        # YOLO(...).export needs .pt weights: an ONNX goes to Ultralytics' onnx2engine directly
+        from .backends.tensorrt_backend import engine_from_onnx
+        return engine_from_onnx(args)
     from ultralytics import YOLO
     import ultralytics
 
     out = Path(args.out)
     # The exporter writes next to the weights: work on a private copy so nothing is written
     # beside the user's file (which may be read-only or shared).
-    with tempfile.TemporaryDirectory(prefix='yjr-export-', dir=str(out.parent)) as work:
+    if args.workdir:  # given by run_export, which removes it
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
+        folder = contextlib.nullcontext(args.workdir)
+    else:
+        folder = tempfile.TemporaryDirectory(prefix='yjr-export-', dir=str(out.parent))
+    with folder as work:
         weights = Path(work) / Path(args.weights).name
         shutil.copy2(args.weights, weights)
         model = YOLO(str(weights), task='detect')
         end2end = bool(getattr(model.model, 'end2end', False))
-        kwargs: Dict[str, Any] = dict(format=args.format, imgsz=args.imgsz, batch=args.batch,
-                                      device=args.device, dynamic=False, simplify=True,
-                                      verbose=False)
+        kwargs: Dict[str, Any] = {
+            'format': args.format, 'imgsz': args.imgsz, 'batch': args.batch,
+            'device': args.device, 'dynamic': False, 'simplify': True, 'verbose': False}
         # An NMS-free head (YOLO26, YOLOv10) is exported as such, as predict() runs it;
         # other heads give the dense output and NMS stays ours.
         kwargs['nms'] = False if end2end else None
@@ -140,10 +209,16 @@ def _export_in_this_process(args: argparse.Namespace) -> Dict[str, Any]:
         produced = Path(model.export(**kwargs))
         shutil.move(str(produced), str(out))
         names = {int(k): str(v) for k, v in dict(model.names).items()}
-        return {'format': args.format, 'end2end': end2end, 'names': names,
-                'imgsz': [args.imgsz, args.imgsz], 'batch': args.batch,
-                'stride': int(max(getattr(model.model, 'stride', [32]))),
-                'ultralytics': ultralytics.__version__, 'seconds': round(time.monotonic() - t0, 2)}
+        return {
+            'format': args.format,
+            'end2end': end2end,
+            'names': names,
+            'imgsz': [args.imgsz, args.imgsz],
+            'batch': args.batch,
+            'stride': int(max(getattr(model.model, 'stride', [32]))),
+            'ultralytics': ultralytics.__version__,
+            'seconds': round(time.monotonic() - t0, 2),
+        }
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -159,6 +234,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--int8', action='store_true')
     parser.add_argument('--data', default='')
     parser.add_argument('--workspace', type=float, default=None)
+    parser.add_argument('--workdir', default='', help='scratch folder (default: a temporary one)')
     args = parser.parse_args(argv)
     try:
         meta = _export_in_this_process(args)

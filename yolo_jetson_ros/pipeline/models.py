@@ -8,9 +8,9 @@ cache (only when online: ``YOLO_OFFLINE`` unset). Model files are code (a ``.pt`
 ``expected_sha256`` pins the file a robot may load.
 """
 
+from dataclasses import dataclass
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -29,7 +29,7 @@ class ResolvedModel:
     """A model file ready for a backend."""
 
     path: Path
-    format: str  # 'pt', 'onnx' or 'engine'
+    format: str  # noqa: A003 ('pt', 'onnx' or 'engine')
     source: str  # 'path', 'model_dir', 'env', 'download'
 
     @property
@@ -87,8 +87,10 @@ def _download_official(name: str, download_dir: Path, log: Callable[[str], None]
     try:
         from ultralytics.utils.downloads import attempt_download_asset
     except ImportError as exc:
-        raise ModelError(f"'{name}' is not in any model folder and ultralytics is not installed "
-                         'to download it; pip install ultralytics or set model_dir') from exc
+        raise ModelError(
+            f"'{name}' is not in any model folder and ultralytics is not installed "
+            'to download it; pip install ultralytics or set model_dir'
+        ) from exc
     try:
         got = Path(attempt_download_asset(str(target)))
     except Exception as exc:  # network errors come in many types
@@ -98,13 +100,19 @@ def _download_official(name: str, download_dir: Path, log: Callable[[str], None]
     return got
 
 
-def resolve_model(spec: str, model_dir: str = '', download_dir: Optional[Path] = None,
-                  expected_sha256: str = '',
-                  log: Callable[[str], None] = lambda _msg: None) -> ResolvedModel:
+def resolve_model(
+    spec: str,
+    model_dir: str = '',
+    download_dir: Optional[Path] = None,
+    expected_sha256: str = '',
+    log: Callable[[str], None] = lambda _msg: None,
+) -> ResolvedModel:
     """Turn the ``model`` parameter into a checked model file, or raise :class:`ModelError`."""
     spec = spec.strip()
     if not spec:
-        raise ModelError('model is empty: give a name such as yolo11n or a path to .pt/.onnx/.engine')
+        raise ModelError(
+            'model is empty: give a name such as yolo11n or a path to .pt/.onnx/.engine'
+        )
     if is_model_name(spec):
         resolved = None
         for origin, folder in search_dirs(model_dir):
@@ -120,7 +128,8 @@ def resolve_model(spec: str, model_dir: str = '', download_dir: Optional[Path] =
             if offline() or download_dir is None:
                 raise ModelError(
                     f"model '{spec}' not found (looked in: {looked}) and downloads are off "
-                    f'(YOLO_OFFLINE); set model_dir or {MODEL_DIR_ENV}, or give a file path')
+                    f'(YOLO_OFFLINE); set model_dir or {MODEL_DIR_ENV}, or give a file path'
+                )
             resolved = ResolvedModel(_download_official(spec, download_dir, log), 'pt', 'download')
     else:
         path = Path(spec).expanduser()
@@ -128,8 +137,10 @@ def resolve_model(spec: str, model_dir: str = '', download_dir: Optional[Path] =
             raise ModelError(f"model file '{path}' does not exist")
         suffix = path.suffix.lower()
         if suffix not in MODEL_SUFFIXES:
-            raise ModelError(f"model file '{path}' has suffix '{suffix}'; expected one of "
-                             f"{', '.join(MODEL_SUFFIXES)}")
+            raise ModelError(
+                f"model file '{path}' has suffix '{suffix}'; expected one of "
+                f"{', '.join(MODEL_SUFFIXES)}"
+            )
         resolved = ResolvedModel(path, suffix[1:], 'path')
     check_model_file(resolved, expected_sha256)
     return resolved
@@ -142,11 +153,16 @@ def check_model_file(model: ResolvedModel, expected_sha256: str = '') -> None:
         raise ModelError(f"model file '{model.path}' is empty")
     if model.format == 'pt':
         import zipfile
+
         if not zipfile.is_zipfile(model.path):  # torch.save() files are zip archives
-            raise ModelError(f"model file '{model.path}' is not a PyTorch checkpoint "
-                             '(not a zip archive: truncated or another format)')
+            raise ModelError(
+                f"model file '{model.path}' is not a PyTorch checkpoint "
+                '(not a zip archive: truncated or another format)'
+            )
     if expected_sha256:
         actual = sha256_of(model.path)
         if actual.lower() != expected_sha256.strip().lower():
-            raise ModelError(f"model file '{model.path}' has sha256 {actual}, but model_sha256 "
-                             f'pins {expected_sha256.strip()}; refusing to load it')
+            raise ModelError(
+                f"model file '{model.path}' has sha256 {actual}, but model_sha256 "
+                f'pins {expected_sha256.strip()}; refusing to load it'
+            )

@@ -6,8 +6,8 @@ Two output layouts exist (see ``ultralytics.utils.nms.non_max_suppression``):
 
 * dense ``(B, 4 + nc, A)``: YOLOv8 / YOLO11 (and YOLO26's one-to-many head): cx, cy, w, h in
   network-input pixels, then per-class scores (already sigmoid); class-aware NMS is ours.
-* end-to-end ``(B, K, 6)``: YOLOv10 / YOLO26 NMS-free heads and ``nms=True`` exports: x1, y1, x2, y2,
-  score, class; only thresholding, class filtering and ``max_det`` apply.
+* end-to-end ``(B, K, 6)``: YOLOv10 / YOLO26 NMS-free heads and ``nms=True`` exports: x1, y1,
+  x2, y2, score, class; only thresholding, class filtering and ``max_det`` apply.
 """
 
 from dataclasses import dataclass, field
@@ -37,17 +37,22 @@ class NmsSettings:
         """Return the allowed class indices as an array, or None for all classes."""
         if self.classes is None or len(self.classes) == 0:
             return None
-        if self._classes_array is None or len(self._classes_array) != len(self.classes):
+        # compare contents, not lengths: a live change [0] -> [42] must not reuse [0]
+        if self._classes_array is None or self._classes_array.tolist() != list(self.classes):
             self._classes_array = np.asarray(list(self.classes), dtype=np.int64)
         return self._classes_array
 
 
 def is_end2end_output(shape: Sequence[int]) -> bool:
     """Return True for a (B, K, 6) end-to-end output, False for a dense (B, 4 + nc, A) one."""
-    return len(shape) == 3 and shape[-1] == 6 and shape[1] != 10  # 4 + 6 classes would be (B, 10, A)
+    return (
+        len(shape) == 3 and shape[-1] == 6 and shape[1] != 10
+    )  # 4 + 6 classes would be (B, 10, A)
 
 
-def nms_xyxy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, limit: int) -> np.ndarray:
+def nms_xyxy(
+    boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, limit: int
+) -> np.ndarray:
     """Greedy NMS (torchvision.ops.nms semantics: suppress IoU > threshold); return kept indices.
 
     ``boxes`` (N, 4) xyxy, ``scores`` (N,). Stops once ``limit`` boxes are kept.
@@ -64,12 +69,14 @@ def nms_xyxy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, limit:
         h = np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest])
         inter = np.clip(w, 0, None) * np.clip(h, 0, None)
         iou = inter / (areas[i] + areas[rest] - inter)
-        order = rest[~(iou > iou_threshold)]  # NaN IoU (degenerate boxes) keeps the box, as torchvision
+        order = rest[
+            ~(iou > iou_threshold)
+        ]  # NaN IoU (degenerate boxes) keeps the box, as torchvision
     return np.asarray(keep, dtype=np.int64)
 
 
 def decode_dense(pred: np.ndarray, settings: NmsSettings) -> np.ndarray:
-    """Decode one image's dense output (4 + nc, A) into (N, 6) rows x1, y1, x2, y2, score, class."""
+    """Decode one image's dense output (4 + nc, A) to (N, 6) rows x1, y1, x2, y2, score, class."""
     scores_all = pred[4:]
     best = scores_all.max(axis=0)
     candidates = np.flatnonzero(best > settings.conf)
@@ -115,11 +122,13 @@ def decode_end2end(pred: np.ndarray, settings: NmsSettings) -> np.ndarray:
     allowed = settings.class_filter()
     if allowed is not None:
         mask &= np.isin(pred[:, 5].astype(np.int64), allowed)
-    return pred[mask][:settings.max_det].astype(np.float32)
+    return pred[mask][: settings.max_det].astype(np.float32)
 
 
-def decode(output: np.ndarray, settings: NmsSettings, end2end: Optional[bool] = None) -> List[np.ndarray]:
-    """Decode a batch of raw outputs into one (N, 6) array per image, boxes in network-input pixels."""
+def decode(
+    output: np.ndarray, settings: NmsSettings, end2end: Optional[bool] = None
+) -> List[np.ndarray]:
+    """Decode a batch of raw outputs to one (N, 6) array per image (network-input pixels)."""
     if end2end is None:
         end2end = is_end2end_output(output.shape)
     fn = decode_end2end if end2end else decode_dense

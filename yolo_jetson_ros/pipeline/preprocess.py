@@ -2,8 +2,9 @@
 # Copyright (C) 2026 yolo_jetson_ros contributors
 """Letterbox preprocessing with Ultralytics' semantics, into preallocated buffers.
 
-The arithmetic matches ``ultralytics.data.augment.LetterBox`` (centred, scale-up allowed, pad value
-114, INTER_LINEAR, Python's round() on the half paddings) and ``ultralytics.utils.ops.scale_boxes``,
+The arithmetic matches ``ultralytics.data.augment.LetterBox`` (centred, scale-up allowed, pad
+value 114, INTER_LINEAR, Python's round() on the half paddings) and
+``ultralytics.utils.ops.scale_boxes``,
 so boxes land on the same pixels as ``YOLO(...).predict()``.
 """
 
@@ -34,7 +35,9 @@ class LetterboxGeometry:
         r = min(hi / h0, wi / w0)
         new_w, new_h = max(round(w0 * r), 1), max(round(h0 * r), 1)
         dw, dh = (wi - new_w) / 2, (hi - new_h) / 2
-        return LetterboxGeometry(source_hw, input_hw, (new_h, new_w), round(dh - 0.1), round(dw - 0.1))
+        return LetterboxGeometry(
+            source_hw, input_hw, (new_h, new_w), round(dh - 0.1), round(dw - 0.1)
+        )
 
     def boxes_to_source(self, boxes_xyxy: np.ndarray) -> np.ndarray:
         """Map (N, 4) xyxy boxes from network-input pixels to source pixels, clipped; in place."""
@@ -53,7 +56,7 @@ class LetterboxGeometry:
 
 
 class Letterboxer:
-    """Turn uint8 HxWx3 images into the network's float32 NCHW RGB input, without per-frame allocation.
+    """Turn uint8 HxWx3 images into the float32 NCHW RGB network input without per-frame allocs.
 
     Buffers (the padded canvas, the resize target of each source size seen, the input tensor) are
     allocated once; a new source size costs one allocation, then it is reused for every frame.
@@ -72,7 +75,9 @@ class Letterboxer:
         """Return (and remember) the placement for a source size."""
         g = self._geometry.get(source_hw)
         if g is None:
-            if len(self._geometry) > 16:  # a camera changing resolution forever must not grow memory
+            if (
+                len(self._geometry) > 16
+            ):  # a camera changing resolution forever must not grow memory
                 self._geometry.clear()
                 self._resized.clear()
             g = LetterboxGeometry.compute(source_hw, self.input_hw)
@@ -80,7 +85,7 @@ class Letterboxer:
         return g
 
     def letterbox(self, image: np.ndarray) -> Tuple[np.ndarray, LetterboxGeometry]:
-        """Resize and pad a HxWx3 uint8 image into the internal canvas; return (canvas, geometry)."""
+        """Resize and pad an HxWx3 uint8 image into the canvas; return (canvas, geometry)."""
         g = self.geometry((int(image.shape[0]), int(image.shape[1])))
         new_h, new_w = g.resized_hw
         if self._canvas_geometry != g:  # the padding only needs painting when the placement moves
@@ -99,7 +104,7 @@ class Letterboxer:
         return self._canvas, g
 
     def prepare(self, image: np.ndarray, bgr: bool = True, slot: int = 0) -> LetterboxGeometry:
-        """Letterbox ``image`` (HxWx3 uint8, BGR or RGB) into batch slot ``slot`` of :attr:`input`."""
+        """Letterbox ``image`` (HxWx3 uint8, BGR or RGB) into batch slot ``slot`` of ``input``."""
         canvas, g = self.letterbox(image)
         chw = canvas.transpose(2, 0, 1)
         if bgr:

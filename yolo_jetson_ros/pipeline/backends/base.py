@@ -47,7 +47,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Run the model on ``batch`` (B, 3, H, W) float32 and return its output as a NumPy array."""
+        """Run the model on ``batch`` (B, 3, H, W) float32; return its output as a NumPy array."""
 
     def close(self) -> None:
         """Release the model and its device memory."""
@@ -57,5 +57,7 @@ class Backend(abc.ABC):
         info = self.info
         shape = f'{info.batch}x3x{info.input_hw[0]}x{info.input_hw[1]}' if info else '?'
         classes = info.num_classes if info else '?'
-        return (f'backend={self.name} device={self.device} precision={self.precision} '
-                f'input={shape} classes={classes}')
+        return (
+            f'backend={self.name} device={self.device} precision={self.precision} '
+            f'input={shape} classes={classes}'
+        )

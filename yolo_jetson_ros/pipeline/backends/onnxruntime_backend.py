@@ -16,13 +16,19 @@ def model_info_from_onnx_metadata(meta: Dict[str, str], input_shape: list) -> Mo
     try:
         names = {int(k): str(v) for k, v in ast.literal_eval(meta['names']).items()}
     except (KeyError, ValueError, SyntaxError):
-        raise BackendError('the ONNX file has no Ultralytics metadata (class names); export it '
-                           'with Ultralytics or give the .pt weights') from None
+        raise BackendError(
+            'the ONNX file has no Ultralytics metadata (class names); export it '
+            'with Ultralytics or give the .pt weights'
+        ) from None
     h, w = int(input_shape[2]), int(input_shape[3])
-    return ModelInfo(names=names, input_hw=(h, w), batch=int(input_shape[0]),
-                     stride=int(meta.get('stride', 32)),
-                     end2end=str(meta.get('end2end', 'False')) == 'True',
-                     task=str(meta.get('task', 'detect')))
+    return ModelInfo(
+        names=names,
+        input_hw=(h, w),
+        batch=int(input_shape[0]),
+        stride=int(meta.get('stride', 32)),
+        end2end=str(meta.get('end2end', 'False')) == 'True',
+        task=str(meta.get('task', 'detect')),
+    )
 
 
 class OnnxRuntimeBackend(Backend):
@@ -43,8 +49,10 @@ class OnnxRuntimeBackend(Backend):
         providers: list = ['CPUExecutionProvider']
         if device.startswith('cuda'):
             if 'CUDAExecutionProvider' not in ort.get_available_providers():
-                raise BackendError(f'device {device} asked for, but this onnxruntime has no CUDA '
-                                   'provider (pip install onnxruntime-gpu), or use device cpu')
+                raise BackendError(
+                    f'device {device} asked for, but this onnxruntime has no CUDA '
+                    'provider (pip install onnxruntime-gpu), or use device cpu'
+                )
             index = int(device.split(':')[1]) if ':' in device else 0
             providers = [('CUDAExecutionProvider', {'device_id': index}), 'CPUExecutionProvider']
         try:
@@ -53,8 +61,10 @@ class OnnxRuntimeBackend(Backend):
             raise BackendError(f"cannot load ONNX model '{onnx_path}': {exc}") from exc
         inp = self.session.get_inputs()[0]
         if any(not isinstance(d, int) for d in inp.shape):
-            raise BackendError(f'ONNX input {inp.name} has dynamic shape {inp.shape}; export with '
-                               'dynamic=False (fixed batch and image size)')
+            raise BackendError(
+                f'ONNX input {inp.name} has dynamic shape {inp.shape}; export with '
+                'dynamic=False (fixed batch and image size)'
+            )
         meta = self.session.get_modelmeta().custom_metadata_map
         self.info = model_info_from_onnx_metadata(meta, inp.shape)
         out = self.session.get_outputs()[0]
@@ -72,8 +82,9 @@ class OnnxRuntimeBackend(Backend):
         if self._output is None:
             return self.session.run([self._output_name], {self._input_name: batch})[0]
         self._binding.bind_cpu_input(self._input_name, batch)
-        self._binding.bind_output(self._output_name, 'cpu', 0, np.float32, self._output.shape,
-                                  self._output.ctypes.data)
+        self._binding.bind_output(
+            self._output_name, 'cpu', 0, np.float32, self._output.shape, self._output.ctypes.data
+        )
         self.session.run_with_iobinding(self._binding)
         return self._output
 

@@ -1,12 +1,23 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""PyTorch backend: Ultralytics .pt weights on the CPU or a CUDA device."""
+"""PyTorch backend: Ultralytics .pt weights on the CPU or a CUDA device.
 
+On CUDA the backend also offers the fused GPU path (:meth:`TorchBackend.detect_images`, see
+:mod:`yolo_jetson_ros.pipeline.gpu_pipeline`): upload once, letterbox, fp16 inference and NMS on
+the GPU, replayed as a CUDA graph. On the CPU the detector keeps its NumPy pre/post-processing.
+"""
+
+import os
 from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, TYPE_CHECKING
 
 import numpy as np
 
 from .base import Backend, BackendError, ModelInfo
+from ..postprocess import NmsSettings
+
+if TYPE_CHECKING:
+    import torch
 
 
 def cuda_available() -> bool:
@@ -24,7 +35,7 @@ class TorchBackend(Backend):
     name = 'torch'
 
     def __init__(self, weights: Path, device: str = 'cpu', half: bool = False,
-                 imgsz: int = 640, batch: int = 1):
+                 imgsz: int = 640, batch: int = 1, cuda_graph: Optional[bool] = None):
         super().__init__()
         try:
             import torch
@@ -54,6 +65,32 @@ class TorchBackend(Backend):
         self._input = torch.zeros((batch, 3, imgsz, imgsz), dtype=self._dtype, device=self._device)
         self.device = device
         self.precision = 'fp16' if half else 'fp32'
+        self.has_fused_path = self._device.type == 'cuda'
+        self.pipeline = None
+        if self.has_fused_path:
+            from ..gpu_pipeline import GpuPipeline
+            if cuda_graph is None:
+                cuda_graph = os.environ.get('YOLO_JETSON_ROS_CUDA_GRAPH', '1') != '0'
+            self.pipeline = GpuPipeline(self.forward, self.info.input_hw, batch, self._device,
+                                        self._dtype, self.info.end2end, self.info.num_classes,
+                                        use_graph=cuda_graph)
+
+    def forward(self, tensor: 'torch.Tensor') -> 'torch.Tensor':
+        """Run the model on a device tensor (B, 3, H, W) of the model's dtype; return its output."""
+        out = self.model(tensor)
+        return out[0] if isinstance(out, (list, tuple)) else out
+
+    def detect_images(self, images: Sequence[np.ndarray], bgr_flags: Sequence[bool],
+                      settings: NmsSettings) -> List[np.ndarray]:
+        """Fused GPU path: one (N, 6) float32 array per image, boxes in source-image pixels."""
+        if self.pipeline is None:
+            raise BackendError('the fused path needs a CUDA device')
+        return self.pipeline.detect(images, bgr_flags, settings)
+
+    @property
+    def stage_ms(self) -> Optional[Tuple[float, float, float]]:
+        """Return (preprocess, inference, postprocess) ms of the last fused frame, if any."""
+        return self.pipeline.stage_ms if self.pipeline is not None else None
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Copy ``batch`` into the preallocated device input, run the model, return NumPy."""
@@ -67,6 +104,9 @@ class TorchBackend(Backend):
 
     def close(self) -> None:
         """Free the model and the device cache."""
+        if self.pipeline is not None:
+            self.pipeline.close()
+            self.pipeline = None
         self.model = None
         self._input = None
         if self._device.type == 'cuda':

@@ -1,0 +1,208 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+# Copyright (C) 2026 yolo_jetson_ros contributors
+"""The fused GPU pre/post-processing, run with torch on the CPU against the NumPy pipeline.
+
+CUDA-only parts (pinned staging, CUDA-graph capture and replay) run when a GPU is present.
+"""
+
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch', reason='torch not installed')
+
+from yolo_jetson_ros.pipeline.gpu_pipeline import (  # noqa: E402
+    DeviceSettings, exact_dense, fixed_dense, GpuPipeline, letterbox_into, resize_plan)
+from yolo_jetson_ros.pipeline.postprocess import decode, MAX_WH, NmsSettings  # noqa: E402
+from yolo_jetson_ros.pipeline.preprocess import Letterboxer  # noqa: E402
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return the IoU of matching rows of two (N, 4) xyxy arrays."""
+    lt = np.maximum(a[:, :2], b[:, :2])
+    rb = np.minimum(a[:, 2:4], b[:, 2:4])
+    inter = np.clip(rb - lt, 0, None).prod(axis=1)
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+def assert_same_detections(ref: np.ndarray, got: np.ndarray, score_tol: float = 0.01,
+                           min_iou: float = 0.99) -> None:
+    """Same count, same classes, boxes IoU >= min_iou, scores within score_tol."""
+    assert got.shape == ref.shape, (ref, got)
+    if not len(ref):
+        return
+    assert np.array_equal(ref[:, 5], got[:, 5])
+    assert np.abs(ref[:, 4] - got[:, 4]).max() <= score_tol
+    assert box_iou(ref, got).min() >= min_iou
+
+
+def device_settings(settings: NmsSettings, nc: int, device: str = 'cpu') -> DeviceSettings:
+    """Build the device-tensor thresholds of ``settings``."""
+    weight = torch.ones(nc)
+    allowed = settings.class_filter()
+    if allowed is not None:
+        weight.zero_()
+        weight[torch.as_tensor(allowed)] = 1.0
+    return DeviceSettings(conf=torch.tensor(settings.conf, device=device),
+                          iou=torch.tensor(settings.iou, device=device),
+                          class_weight=weight.to(device),
+                          class_offset=torch.tensor(0.0 if settings.agnostic else MAX_WH,
+                                                    device=device))
+
+
+def random_dense(seed: int, nc: int = 80, anchors: int = 2000, batch: int = 2) -> np.ndarray:
+    """A dense (B, 4 + nc, A) output with clustered, overlapping boxes."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((batch, 4 + nc, anchors), np.float32)
+    centres = rng.uniform(50, 590, (batch, 2, 40))
+    pick = rng.integers(0, 40, (batch, anchors))
+    for b in range(batch):
+        out[b, 0] = centres[b, 0, pick[b]] + rng.normal(0, 6, anchors)
+        out[b, 1] = centres[b, 1, pick[b]] + rng.normal(0, 6, anchors)
+        out[b, 2:4] = rng.uniform(20, 120, (2, anchors))
+    sparse = rng.uniform(0, 1, (batch, nc, anchors)) < 0.01
+    out[:, 4:] = rng.uniform(0, 1, (batch, nc, anchors)) ** 8 * sparse
+    return out
+
+
+@pytest.mark.parametrize('name', ['bus.jpg', 'zidane.jpg'])
+@pytest.mark.parametrize('bgr', [True, False])
+def test_letterbox_matches_cv2(sample_images: Dict[str, np.ndarray], name: str,
+                               bgr: bool) -> None:
+    image = sample_images[name]
+    letterboxer = Letterboxer((640, 640), 1)
+    geometry = letterboxer.prepare(image, bgr, 0)
+    plan = resize_plan(geometry.source_hw, geometry.resized_hw, torch.device('cpu'))
+    out = torch.zeros((3, 640, 640))
+    letterbox_into(out, torch.from_numpy(image), geometry, plan, bgr)
+    diff = np.abs(out.numpy() - letterboxer.input[0]) * 255
+    assert diff.max() <= 1.0 + 1e-3  # cv2 rounds its fixed-point weights: at most one level
+    assert (diff > 0.5).mean() < 0.15
+    assert np.array_equal(out.numpy()[:, 0, 0], letterboxer.input[0][:, 0, 0])  # padding
+
+
+def test_letterbox_identity_size() -> None:
+    image = np.random.default_rng(0).integers(0, 255, (640, 640, 3), dtype=np.uint8)
+    letterboxer = Letterboxer((640, 640), 1)
+    geometry = letterboxer.prepare(image, True, 0)
+    plan = resize_plan(geometry.source_hw, geometry.resized_hw, torch.device('cpu'))
+    out = torch.zeros((3, 640, 640))
+    letterbox_into(out, torch.from_numpy(image), geometry, plan, True)
+    np.testing.assert_allclose(out.numpy(), letterboxer.input[0], atol=1e-6)
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+@pytest.mark.parametrize('kwargs', [
+    {}, {'agnostic': True}, {'classes': [0, 3, 7]}, {'conf': 0.05, 'iou': 0.5},
+    {'max_det': 5}])
+def test_fixed_nms_equals_numpy(seed: int, kwargs: dict) -> None:
+    raw = random_dense(seed)
+    settings = NmsSettings(**kwargs)
+    ref = decode(raw, settings, end2end=False)
+    rows, count, converged, overflow = fixed_dense(torch.from_numpy(raw),
+                                                   device_settings(settings, 80), 1024, 50)
+    for b in range(raw.shape[0]):
+        assert bool(converged[b]) and not bool(overflow[b])
+        got = rows[b, :min(int(count[b]), settings.max_det)].numpy()
+        assert_same_detections(ref[b], got, score_tol=1e-6, min_iou=1 - 1e-6)
+
+
+def test_fixed_nms_flags_overflow_and_no_convergence() -> None:
+    anchors = 40  # a chain of boxes, each overlapping the next: greedy needs many passes
+    raw = np.zeros((1, 84, anchors), np.float32)
+    raw[0, 0] = 100 + 5 * np.arange(anchors)
+    raw[0, 1] = 100
+    raw[0, 2:4] = 50
+    raw[0, 4] = np.linspace(0.9, 0.5, anchors)
+    settings = NmsSettings()
+    ref = decode(raw, settings, end2end=False)[0]
+    tensor = torch.from_numpy(raw)
+    _rows, _count, converged, overflow = fixed_dense(tensor, device_settings(settings, 80), 8, 1)
+    assert bool(overflow.all())
+    assert not bool(converged.all())
+    rows, count, converged, overflow = fixed_dense(tensor, device_settings(settings, 80),
+                                                   anchors, anchors)
+    assert bool(converged.all()) and not bool(overflow.any())
+    assert_same_detections(ref, rows[0, :int(count[0])].numpy(), 1e-6, 1 - 1e-6)
+
+
+@pytest.mark.parametrize('multi_label', [False, True])
+def test_exact_dense_equals_numpy(multi_label: bool) -> None:
+    raw = random_dense(4)
+    settings = NmsSettings(conf=0.2, multi_label=multi_label, classes=[1, 2, 5, 9])
+    ref = decode(raw, settings, end2end=False)
+    for b in range(raw.shape[0]):
+        got = exact_dense(torch.from_numpy(raw[b]), settings).numpy()
+        assert_same_detections(ref[b], got, score_tol=1e-6, min_iou=1 - 1e-6)
+
+
+def _fake_forward(raw: np.ndarray):
+    tensor = torch.from_numpy(raw)
+    return lambda _input: tensor
+
+
+def test_pipeline_end2end_output(sample_images: Dict[str, np.ndarray]) -> None:
+    rng = np.random.default_rng(5)
+    raw = np.zeros((1, 300, 6), np.float32)
+    raw[0, :, :2] = rng.uniform(0, 300, (300, 2))
+    raw[0, :, 2:4] = raw[0, :, :2] + rng.uniform(10, 300, (300, 2))
+    raw[0, :, 4] = np.sort(rng.uniform(0, 1, 300))[::-1]
+    raw[0, :, 5] = rng.integers(0, 80, 300)
+    settings = NmsSettings(conf=0.3, classes=[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], max_det=7)
+    pipe = GpuPipeline(_fake_forward(raw), (640, 640), 1, 'cpu', torch.float32, True, 80)
+    image = sample_images['bus.jpg']
+    got = pipe.detect([image], [True], settings)[0]
+    letterboxer = Letterboxer((640, 640), 1)
+    geometry = letterboxer.prepare(image, True, 0)
+    ref = decode(raw, settings, end2end=True)[0]
+    ref[:, :4] = geometry.boxes_to_source(ref[:, :4].copy())
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize('settings', [NmsSettings(), NmsSettings(conf=0.001, multi_label=True,
+                                                                 max_det=300)])
+def test_pipeline_with_real_model_matches_numpy(yolo11n_pt: Path,
+                                                sample_images: Dict[str, np.ndarray],
+                                                settings: NmsSettings) -> None:
+    from yolo_jetson_ros.pipeline.backends.torch_backend import TorchBackend
+    backend = TorchBackend(yolo11n_pt, 'cpu', batch=2)
+    assert not backend.has_fused_path  # the CPU keeps the NumPy path in the detector
+    pipe = GpuPipeline(backend.forward, (640, 640), 2, 'cpu', torch.float32, False, 80)
+    images = [sample_images['bus.jpg'], sample_images['zidane.jpg']]
+    got = pipe.detect(images, [True, True], settings)
+    letterboxer = Letterboxer((640, 640), 2)
+    geometries = [letterboxer.prepare(img, True, i) for i, img in enumerate(images)]
+    raw = backend.infer(letterboxer.input)
+    for rows, g, out in zip(decode(raw, settings, False), geometries, got):
+        rows[:, :4] = g.boxes_to_source(rows[:, :4].copy())
+        if settings.multi_label:  # thousands of near-threshold rows: compare the confident ones
+            rows, out = rows[rows[:, 4] > 0.25], out[out[:, 4] > 0.25]
+        assert_same_detections(rows, out)
+
+
+@needs_cuda
+def test_cuda_graph_replay_matches_eager(sample_images: Dict[str, np.ndarray]) -> None:
+    raw = torch.from_numpy(random_dense(6, batch=1)).cuda()
+
+    def forward(tensor: torch.Tensor) -> torch.Tensor:
+        return raw * (tensor.mean() * 0 + 1)  # depends on the input, fixed shapes
+
+    settings = NmsSettings()
+    pipe = GpuPipeline(forward, (640, 640), 1, 'cuda:0', torch.float16, False, 80,
+                       capture_after=1)
+    image = sample_images['zidane.jpg']
+    eager = pipe.detect([image], [True], settings)[0]
+    for _ in range(3):
+        replayed = pipe.detect([image], [True], settings)[0]
+        np.testing.assert_allclose(replayed, eager, atol=1e-4)
+    assert pipe.graph_replays >= 2
+    assert pipe._slots[0][image.shape[:2]].staging.is_pinned()
+    settings.conf = 0.5  # thresholds live in device tensors: a change reaches the graph
+    fewer = pipe.detect([image], [True], settings)[0]
+    assert len(fewer) <= len(eager)
+    assert (fewer[:, 4] > 0.5).all()

@@ -1,0 +1,174 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+# Copyright (C) 2026 yolo_jetson_ros contributors
+"""Our pipeline against Ultralytics' predict() and val() on real images and real weights.
+
+The reference is ``YOLO(weights).predict(image, rect=False)``: the fixed imgsz x imgsz letterbox
+that exported models (ONNX, TensorRT) need and that our every backend uses, so all backends give
+the same boxes. (Ultralytics letterboxes .pt inputs to a minimal rectangle by default; that is a
+different input, not a different model.)
+"""
+
+from pathlib import Path
+from typing import Dict, List
+
+import cv2
+import numpy as np
+import pytest
+
+from yolo_jetson_ros.pipeline.detections import Detections
+from yolo_jetson_ros.pipeline.detector import build_detector, Detector, DetectorConfig
+from yolo_jetson_ros.pipeline.postprocess import NmsSettings
+
+ultralytics = pytest.importorskip('ultralytics', reason='ultralytics not installed')
+
+BACKENDS = ('onnxruntime', 'torch')
+COCO_SAMPLES = ('000000000009.jpg', '000000000025.jpg', '000000000030.jpg', '000000000034.jpg')
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix of two sets of xyxy boxes."""
+    tl = np.maximum(a[:, None, :2], b[None, :, :2])
+    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    return inter / (area_a[:, None] + area_b[None, :] - inter)
+
+
+def assert_same_detections(ours: Detections, ref: Detections, what: str) -> None:
+    """Assert same count and classes, each box IoU >= 0.99 and |score difference| <= 0.01."""
+    assert len(ours) == len(ref), f'{what}: {len(ours)} detections vs {len(ref)} from Ultralytics'
+    if not len(ref):
+        return
+    iou = box_iou(ours.boxes_xyxy, ref.boxes_xyxy)
+    for i in range(len(ref)):  # greedy matching of each reference box by IoU, same class
+        same_class = ours.class_ids == ref.class_ids[i]
+        j = int(np.argmax(np.where(same_class, iou[:, i], -1)))
+        assert same_class[j] and iou[j, i] >= 0.99, (
+            f'{what}: reference box {i} (class {ref.class_ids[i]}, {ref.boxes_xyxy[i]}) best '
+            f'match IoU {iou[j, i]:.4f}')
+        assert abs(float(ours.scores[j]) - float(ref.scores[i])) <= 0.01, f'{what}: score'
+
+
+def ultralytics_predict(weights: Path, image: np.ndarray, conf: float) -> Detections:
+    """Run Ultralytics predict with our fixed-size letterbox and return its detections."""
+    result = ultralytics.YOLO(str(weights), task='detect').predict(
+        image, imgsz=640, conf=conf, rect=False, device='cpu', verbose=False)[0]
+    return Detections(result.boxes.xyxy.numpy().astype(np.float32),
+                      result.boxes.conf.numpy().astype(np.float32),
+                      result.boxes.cls.numpy().astype(np.int64))
+
+
+@pytest.fixture(scope='module')
+def detectors(yolo11n_pt, yolo26n_pt, untrained_pt, cache_dir) -> Dict[str, Dict[str, Detector]]:
+    """Build each model on each backend once: {model: {backend: Detector}}."""
+    weights = {'yolo11n': yolo11n_pt, 'yolo26n': yolo26n_pt, 'yolov8n': untrained_pt['yolov8n']}
+    out: Dict[str, Dict[str, Detector]] = {}
+    for name, path in weights.items():
+        out[name] = {}
+        for backend in BACKENDS:
+            config = DetectorConfig(model=str(path), backend=backend, device='cpu',
+                                    cache_dir=str(cache_dir))
+            out[name][backend] = build_detector(config)
+    return out
+
+
+def _images(sample_images, coco128: Path) -> Dict[str, np.ndarray]:
+    images = dict(sample_images)
+    for name in COCO_SAMPLES:
+        images[name] = cv2.imread(str(coco128 / 'images' / 'train2017' / name))
+    return images
+
+
+MODEL_CONF = {'yolo11n': 0.25, 'yolo26n': 0.25, 'yolov8n': 0.001}
+WEIGHTS_FIXTURE = {'yolo11n': 'yolo11n_pt', 'yolo26n': 'yolo26n_pt'}
+
+
+@pytest.mark.parametrize('model', ['yolo11n', 'yolo26n', 'yolov8n'])
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_detections_match_ultralytics_predict(model, backend, detectors, sample_images, coco128,
+                                              request, untrained_pt) -> None:
+    """Same count/classes, IoU >= 0.99, |score diff| <= 0.01 on bus, zidane and coco128 images."""
+    weights = (untrained_pt['yolov8n'] if model == 'yolov8n'
+               else request.getfixturevalue(WEIGHTS_FIXTURE[model]))
+    detector = detectors[model][backend]
+    conf = MODEL_CONF[model]
+    detector.settings = NmsSettings(conf=conf, iou=0.7, max_det=300)
+    total = 0
+    for name, image in _images(sample_images, coco128).items():
+        ours = detector.detect(image)
+        ref = ultralytics_predict(weights, image, conf)
+        assert_same_detections(ours, ref, f'{model}/{backend}/{name}')
+        total += len(ref)
+    assert total > 0, 'the references found nothing: the comparison would be vacuous'
+
+
+def test_backends_agree_and_yolo26_uses_its_end2end_head(detectors) -> None:
+    """Both backends see the same model layout; YOLO26 keeps its NMS-free head."""
+    for model, by_backend in detectors.items():
+        layouts = {b: d.info.end2end for b, d in by_backend.items()}
+        assert len(set(layouts.values())) == 1, f'{model}: {layouts}'
+        assert [d.info.num_classes for d in by_backend.values()] == [80, 80]
+    assert detectors['yolo26n']['onnxruntime'].info.end2end
+    assert not detectors['yolo11n']['onnxruntime'].info.end2end
+
+
+def test_rgb_input_gives_the_same_detections_as_bgr(detectors, sample_images) -> None:
+    """An rgb8 camera yields the same boxes as the bgr8 one."""
+    detector = detectors['yolo11n']['onnxruntime']
+    detector.settings = NmsSettings()
+    bgr = sample_images['bus.jpg']
+    a = detector.detect(bgr, bgr=True)
+    b = detector.detect(np.ascontiguousarray(bgr[..., ::-1]), bgr=False)
+    assert_same_detections(b, a, 'rgb vs bgr')
+
+
+def _dataset_map(detector: Detector, coco128: Path) -> float:
+    """Return mAP50-95 over coco128 through our pipeline, with Ultralytics val's settings."""
+    from ultralytics.utils.metrics import ap_per_class, box_iou as ul_box_iou
+    import torch
+    detector.settings = NmsSettings(conf=0.001, iou=0.7, max_det=300, multi_label=True)
+    iouv = torch.linspace(0.5, 0.95, 10)
+    stats: List[tuple] = []
+    for img_path in sorted((coco128 / 'images' / 'train2017').glob('*.jpg')):
+        image = cv2.imread(str(img_path))
+        h, w = image.shape[:2]
+        label_file = coco128 / 'labels' / 'train2017' / (img_path.stem + '.txt')
+        labels = np.loadtxt(label_file, ndmin=2) if label_file.exists() else np.zeros((0, 5))
+        gt_cls = torch.from_numpy(labels[:, 0]).float()
+        xywh = labels[:, 1:5] * [w, h, w, h]
+        gt_boxes = torch.from_numpy(np.concatenate(
+            [xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], 1)).float()
+        det = detector.detect(image)
+        pred_boxes = torch.from_numpy(det.boxes_xyxy).float()
+        pred_cls = torch.from_numpy(det.class_ids).float()
+        correct = torch.zeros(len(det), 10, dtype=torch.bool)
+        if len(det) and len(labels):
+            iou = ul_box_iou(gt_boxes, pred_boxes)
+            match = (gt_cls[:, None] == pred_cls[None, :]) & True
+            for k, threshold in enumerate(iouv):
+                gi, pi = torch.nonzero((iou >= threshold) & match, as_tuple=True)
+                if gi.numel():
+                    order = iou[gi, pi].argsort(descending=True)
+                    gi, pi = gi[order].numpy(), pi[order].numpy()
+                    _, first_p = np.unique(pi, return_index=True)
+                    gi, pi = gi[first_p], pi[first_p]
+                    _, first_g = np.unique(gi, return_index=True)
+                    correct[pi[first_g], k] = True
+        stats.append((correct, torch.from_numpy(det.scores), pred_cls, gt_cls))
+    tp, conf, pred_cls, target_cls = (torch.cat(x, 0).numpy() for x in zip(*stats))
+    result = ap_per_class(tp, conf, pred_cls, target_cls)
+    return float(result[5].mean())  # ap: (nc, 10) -> mean over classes and IoU thresholds
+
+
+def test_map_on_coco128_matches_ultralytics_val(detectors, coco128, cache_dir) -> None:
+    """mAP50-95 through our pipeline is within 0.003 of Ultralytics' val of the same ONNX model."""
+    detector = detectors['yolo11n']['onnxruntime']
+    ours = _dataset_map(detector, coco128)
+    onnx_path = next(Path(cache_dir).glob('yolo11n_coco128-*.onnx'))
+    metrics = ultralytics.YOLO(str(onnx_path), task='detect').val(
+        data=str(coco128 / 'coco128.yaml'), imgsz=640, batch=1, device='cpu', plots=False,
+        verbose=False, save_json=False)
+    reference = float(metrics.box.map)
+    print(f'mAP50-95 on coco128: ours {ours:.4f}, Ultralytics val (same ONNX) {reference:.4f}')
+    assert abs(ours - reference) <= 0.003

@@ -1,0 +1,768 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+# Copyright (C) 2026 yolo_jetson_ros contributors
+"""Benchmark every backend/precision this machine offers: accuracy, latency, memory, cameras.
+
+``python -m yolo_jetson_ros.benchmark`` (console script ``benchmark``). For each backend the
+table has Ultralytics' Jetson-guide columns (format, size on disk, mAP50-95, inference ms/image)
+plus our preprocessing / postprocessing / end-to-end ms (uint8 image in, detections out), the
+in-node latency (sensor_msgs/Image 640x480 bgr8 published -> Detection2DArray received, in one
+rclpy process) and sustained fps. In the same run, as references: Ultralytics
+``YOLO(weights).predict`` end to end, and the bare model forward (eager and CUDA-graph replay on
+a GPU, bare ``session.run`` for onnxruntime), so every figure is also a ratio. Peak memory of our
+pipeline and of Ultralytics' predict is measured in separate child processes. Results go to
+``--out``: ``benchmark.json``, ``benchmark.md`` and ``benchmark.png``.
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+os.environ.setdefault('YOLO_OFFLINE', '1')
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = REPO.parent / 'shared' / 'models' / 'yolo11n_coco128.pt'
+DEFAULT_DATA = REPO.parent / 'shared' / 'data' / 'coco128' / 'coco128.yaml'
+FRAME_HW = (480, 640)
+
+# spec -> (backend, device, precision, format)
+SPECS: Dict[str, Tuple[str, str, str, str]] = {
+    'tensorrt-fp16': ('tensorrt', 'cuda:0', 'fp16', 'TensorRT'),
+    'torch-fp16': ('torch', 'cuda:0', 'fp16', 'PyTorch'),
+    'torch-fp32': ('torch', 'cuda:0', 'fp32', 'PyTorch'),
+    'onnxruntime': ('onnxruntime', 'cpu', 'fp32', 'ONNX'),
+    'torch-cpu': ('torch', 'cpu', 'fp32', 'PyTorch'),
+}
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Return the q-th percentile of ``values`` (nan when empty)."""
+    return float(np.percentile(np.asarray(values, np.float64), q)) if len(values) else float('nan')
+
+
+def summary(values: Sequence[float]) -> Dict[str, float]:
+    """Return mean, p50 and p99 of a list of milliseconds."""
+    return {'mean': float(np.mean(values)) if len(values) else float('nan'),
+            'p50': percentile(values, 50), 'p99': percentile(values, 99), 'n': len(values)}
+
+
+def available_specs() -> List[str]:
+    """Return the backend specs this machine can run."""
+    from .pipeline.backends.torch_backend import cuda_available
+    from .pipeline.detector import tensorrt_importable
+    specs = []
+    if cuda_available():
+        if tensorrt_importable():
+            specs.append('tensorrt-fp16')
+        specs += ['torch-fp16', 'torch-fp32']
+    specs.append('onnxruntime')
+    return specs
+
+
+def progress(iterable: Any, desc: str, total: Optional[int] = None) -> Any:
+    """Wrap ``iterable`` in a tqdm bar when tqdm is installed."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, desc=desc, total=total, leave=False, file=sys.stderr)
+
+
+def timed(fn: Callable[[], Any], iterations: int, warmup: int, desc: str,
+          sync: Callable[[], None] = lambda: None) -> List[float]:
+    """Call ``fn`` warmup + iterations times; return the timed milliseconds."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    out = []
+    for _ in progress(range(iterations), desc):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def cuda_sync(device: str) -> Callable[[], None]:
+    """Return a function that synchronises ``device`` (a no-op on the CPU)."""
+    if not device.startswith('cuda'):
+        return lambda: None
+    import torch
+    return torch.cuda.synchronize
+
+
+# ------------------------------------------------------------------------------ data
+def load_dataset(data: Path, limit: int = 0) -> Tuple[List[Path], Dict[int, str]]:
+    """Return the validation image paths and class names of a YOLO dataset yaml."""
+    from ultralytics.data.utils import check_det_dataset
+    info = check_det_dataset(str(data), autodownload=False)
+    val = info['val']
+    paths: List[Path] = []
+    for entry in (val if isinstance(val, list) else [val]):
+        p = Path(entry)
+        if p.is_dir():
+            paths += sorted(x for x in p.rglob('*') if x.suffix.lower() in ('.jpg', '.jpeg', '.png'))
+        elif p.suffix == '.txt':
+            paths += [Path(line.strip()) for line in p.read_text().splitlines() if line.strip()]
+    if limit:
+        paths = paths[:limit]
+    return paths, {int(k): str(v) for k, v in info['names'].items()}
+
+
+def load_labels(image: Path, hw: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+    """Return (classes (M,), boxes (M, 4) xyxy pixels) from the YOLO label file of ``image``."""
+    from ultralytics.data.utils import img2label_paths
+    label = Path(img2label_paths([str(image)])[0])
+    if not label.exists():
+        return np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
+    rows = np.loadtxt(label, ndmin=2, dtype=np.float32)
+    if rows.size == 0:
+        return np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
+    h, w = hw
+    cx, cy, bw, bh = rows[:, 1] * w, rows[:, 2] * h, rows[:, 3] * w, rows[:, 4] * h
+    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+    return rows[:, 0].astype(np.int64), boxes
+
+
+def match_predictions(pred_cls: np.ndarray, true_cls: np.ndarray, iou: np.ndarray,
+                      iouv: np.ndarray) -> np.ndarray:
+    """Ultralytics' DetectionValidator.match_predictions (greedy, without scipy)."""
+    correct = np.zeros((pred_cls.shape[0], iouv.shape[0]), dtype=bool)
+    iou = iou * (true_cls[:, None] == pred_cls[None, :])
+    for i, threshold in enumerate(iouv):
+        matches = np.array(np.nonzero(iou >= threshold)).T  # (label, detection)
+        if matches.shape[0]:
+            if matches.shape[0] > 1:
+                matches = matches[iou[matches[:, 0], matches[:, 1]].argsort()[::-1]]
+                matches = matches[np.unique(matches[:, 1], return_index=True)[1]]
+                matches = matches[np.unique(matches[:, 0], return_index=True)[1]]
+            correct[matches[:, 1].astype(int), i] = True
+    return correct
+
+
+def evaluate_map(detector: Any, images: Sequence[Path]) -> Dict[str, float]:
+    """Return mAP50-95 and mAP50 of ``detector`` with Ultralytics' val settings."""
+    import cv2
+    import torch
+    from ultralytics.utils.metrics import ap_per_class, box_iou
+    from .pipeline.postprocess import NmsSettings
+    saved = detector.settings
+    detector.settings = NmsSettings(conf=0.001, iou=0.7, max_det=300, multi_label=True)
+    iouv = np.linspace(0.5, 0.95, 10)
+    tps, confs, pcls, tcls = [], [], [], []
+    try:
+        for path in progress(images, 'mAP'):
+            img = cv2.imread(str(path))
+            dets = detector.detect(img)
+            true_cls, true_boxes = load_labels(path, img.shape[:2])
+            tcls.append(true_cls)
+            confs.append(dets.scores)
+            pcls.append(dets.class_ids)
+            if len(dets) == 0 or len(true_cls) == 0:
+                tps.append(np.zeros((len(dets), 10), bool))
+                continue
+            iou = box_iou(torch.from_numpy(true_boxes), torch.from_numpy(dets.boxes_xyxy)).numpy()
+            tps.append(match_predictions(dets.class_ids, true_cls, iou, iouv))
+    finally:
+        detector.settings = saved
+    result = ap_per_class(np.concatenate(tps), np.concatenate(confs), np.concatenate(pcls),
+                          np.concatenate(tcls))
+    ap = result[5]
+    return {'map50_95': float(ap.mean()) if ap.size else 0.0,
+            'map50': float(ap[:, 0].mean()) if ap.size else 0.0, 'images': len(images)}
+
+
+def make_frames(images: Sequence[Path], count: int = 8) -> List[np.ndarray]:
+    """Return ``count`` 640x480 BGR frames (dataset images resized, or noise without data)."""
+    import cv2
+    frames = []
+    for path in list(images)[:count]:
+        img = cv2.imread(str(path))
+        if img is not None:
+            frames.append(cv2.resize(img, (FRAME_HW[1], FRAME_HW[0])))
+    rng = np.random.default_rng(0)
+    while len(frames) < count:
+        frames.append(rng.integers(0, 255, (*FRAME_HW, 3), dtype=np.uint8))
+    return frames
+
+
+# ------------------------------------------------------------------------------ one backend
+def build(spec: str, args: argparse.Namespace, batch: int) -> Any:
+    """Build the detector for a spec."""
+    from .pipeline.detector import build_detector, DetectorConfig
+    backend, device, precision, _fmt = SPECS[spec]
+    config = DetectorConfig(model=str(args.model), backend=backend, device=device,
+                            precision=precision, imgsz=args.imgsz, batch=batch,
+                            cache_dir=str(Path(args.out) / 'cache'))
+    return build_detector(config, log=lambda m: print(f'[{spec}] {m}', file=sys.stderr))
+
+
+def artifact_size_mb(spec: str, args: argparse.Namespace) -> float:
+    """Return the size of the file the backend runs (.pt, cached .onnx or .engine)."""
+    suffix = {'onnxruntime': '.onnx', 'tensorrt': '.engine'}.get(SPECS[spec][0])
+    if suffix is None:
+        return Path(args.model).stat().st_size / 1e6
+    files = sorted((Path(args.out) / 'cache').rglob(f'*{suffix}'), key=lambda p: p.stat().st_mtime)
+    return files[-1].stat().st_size / 1e6 if files else float('nan')
+
+
+def bare_forward(detector: Any, iterations: int, warmup: int) -> Dict[str, Any]:
+    """Time the model alone on a prepared input: eager, CUDA graph, or session.run."""
+    backend = detector.backend
+    out: Dict[str, Any] = {}
+    if backend.name == 'onnxruntime':
+        session = backend.session
+        name = session.get_inputs()[0].name
+        x = detector.letterboxer.input
+        out['session_run'] = summary(timed(lambda: session.run(None, {name: x}), iterations,
+                                           warmup, 'session.run'))
+        return out
+    if backend.name == 'torch':
+        import torch
+        sync = cuda_sync(backend.device)
+        x = torch.zeros((detector.info.batch, 3, *detector.info.input_hw), dtype=backend._dtype,
+                        device=backend.device)
+        with torch.inference_mode():
+            out['eager'] = summary(timed(lambda: backend.forward(x), iterations, warmup,
+                                         'forward', sync))
+            if backend.device.startswith('cuda'):
+                stream = torch.cuda.Stream()
+                stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(stream):
+                    for _ in range(3):
+                        backend.forward(x)
+                torch.cuda.current_stream().wait_stream(stream)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    backend.forward(x)
+                out['cuda_graph'] = summary(timed(graph.replay, iterations, warmup, 'graph',
+                                                  sync))
+                del graph
+    elif backend.name == 'tensorrt' and hasattr(backend, 'execute_only'):
+        out['execute'] = summary(timed(backend.execute_only, iterations, warmup, 'trt',
+                                       cuda_sync('cuda')))
+    return out
+
+
+def fused_breakdown(detector: Any, frames: Sequence[np.ndarray], iterations: int,
+                    warmup: int) -> Optional[Dict[str, Any]]:
+    """Eager, synchronised per-stage times of the fused GPU path (upload+letterbox, NMS)."""
+    pipe = getattr(detector.backend, 'pipeline', None)
+    if pipe is None:
+        return None
+    import torch
+    from .pipeline.gpu_pipeline import fixed_dense, letterbox_into
+    sync = torch.cuda.synchronize
+    n = detector.info.batch
+    batch = [frames[i % len(frames)] for i in range(n)]
+    pipe._update_settings(detector.settings)
+    with torch.inference_mode():
+        slots = pipe.preprocess(batch)
+
+        def pre() -> None:
+            slots_ = pipe.preprocess(batch)
+            for i, slot in enumerate(slots_):
+                letterbox_into(pipe.input[i], slot.device_image, slot.geometry, slot.plan, True)
+
+        raw = pipe.forward(pipe.input)
+        k = min(pipe.max_candidates, int(raw.shape[-1]))
+
+        def post() -> None:
+            if pipe.end2end:
+                raw.float().cpu()
+            else:
+                rows = fixed_dense(raw, pipe.dsettings, k, pipe.iterations)
+                [t.cpu() for t in rows[1:]]
+                rows[0].cpu()
+
+        del slots
+        return {'preprocess': summary(timed(pre, iterations, warmup, 'gpu pre', sync)),
+                'postprocess': summary(timed(post, iterations, warmup, 'gpu post', sync))}
+
+
+def ultralytics_predict(spec: str, args: argparse.Namespace, frames: Sequence[np.ndarray],
+                        iterations: int, warmup: int) -> Optional[Dict[str, Any]]:
+    """Time ``YOLO(weights).predict`` end to end on the same frames, same precision/device."""
+    backend, device, precision, _fmt = SPECS[spec]
+    if backend == 'tensorrt':
+        return None
+    from ultralytics import YOLO
+    weights = str(args.model)
+    if backend == 'onnxruntime':
+        files = sorted((Path(args.out) / 'cache').rglob('*.onnx'), key=lambda p: p.stat().st_mtime)
+        if not files:
+            return None
+        weights = str(files[-1])
+    model = YOLO(weights, task='detect')
+    dev = 0 if device.startswith('cuda') else 'cpu'
+    state = {'i': 0}
+
+    def once() -> None:
+        frame = frames[state['i'] % len(frames)]
+        state['i'] += 1
+        model.predict(frame, half=precision == 'fp16', device=dev, imgsz=args.imgsz,
+                      rect=False, verbose=False, conf=0.25, iou=0.7)
+
+    return summary(timed(once, iterations, warmup, 'ultralytics', cuda_sync(device)))
+
+
+# ------------------------------------------------------------------------------ the node
+def node_benchmark(spec: str, args: argparse.Namespace, frames: Sequence[np.ndarray],
+                   cameras: int, duration_s: float, paced_hz: float) -> Dict[str, Any]:
+    """Run the YoloDetectorNode and a publisher/subscriber node in one rclpy process.
+
+    ``paced_hz == 0``: one camera, closed loop (publish, wait for the detections, repeat):
+    latency p50/p99 and sustained fps. Else every camera publishes at ``paced_hz``.
+    """
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from rclpy.qos import qos_profile_sensor_data, QoSProfile
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+    from .node.detector_node import YoloDetectorNode
+    backend, device, precision, _fmt = SPECS[spec]
+    topics = ['image'] if cameras == 1 else [f'cam{i}/image' for i in range(cameras)]
+    outputs = (['detections_output'] if cameras == 1
+               else [f'{t}/detections' for t in topics])
+    context = Context()
+    rclpy.init(context=context)
+    params = [Parameter('model', value=str(args.model)), Parameter('backend', value=backend),
+              Parameter('device', value=device), Parameter('precision', value=precision),
+              Parameter('imgsz', value=args.imgsz), Parameter('batch', value=cameras),
+              Parameter('image_topics', value=topics),
+              Parameter('engine_cache_dir', value=str(Path(args.out) / 'cache'))]
+    detector_node = YoloDetectorNode(context=context, parameter_overrides=params)
+    io = Node('bench_io', context=context)
+    sent: Dict[Tuple[int, int], float] = {}
+    latencies: List[float] = []
+    received = [0] * cameras
+    got = threading.Event()
+    lock = threading.Lock()
+
+    def on_dets(cam: int, msg: Any) -> None:
+        now = time.perf_counter()
+        with lock:
+            t = sent.pop((cam, msg.header.stamp.sec * 1000000 + msg.header.stamp.nanosec), None)
+            if t is not None:
+                latencies.append((now - t) * 1e3)
+                received[cam] += 1
+        got.set()
+
+    pubs = [io.create_publisher(Image, t, QoSProfile(depth=1, reliability=qos_profile_sensor_data
+                                                     .reliability))
+            for t in topics]
+    subs = [io.create_subscription(Detection2DArray, o, lambda m, c=c: on_dets(c, m), 10)
+            for c, o in enumerate(outputs)]
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor.add_node(detector_node)
+    executor.add_node(io)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    result: Dict[str, Any] = {'cameras': cameras}
+    try:
+        from lifecycle_msgs.msg import State  # noqa: F401 (the lifecycle interfaces are there)
+        ok = detector_node.trigger_configure()
+        ok = detector_node.trigger_activate()
+        del ok
+        msgs = []
+        for frame in frames:
+            m = Image(height=FRAME_HW[0], width=FRAME_HW[1], encoding='bgr8', is_bigendian=0,
+                      step=FRAME_HW[1] * 3)
+            m.data = frame.tobytes()
+            msgs.append(m)
+        deadline = time.monotonic() + 20.0
+        while time.monotonic() < deadline and any(
+                io.count_subscribers(t) == 0 for t in topics):  # discovery
+            time.sleep(0.05)
+        seq = 0
+
+        def publish(cam: int) -> None:
+            nonlocal seq
+            seq += 1
+            m = msgs[seq % len(msgs)]
+            m.header.stamp.sec, m.header.stamp.nanosec = seq // 1000000, seq % 1000000
+            with lock:
+                sent[(cam, seq)] = time.perf_counter()
+            pubs[cam].publish(m)
+
+        if paced_hz <= 0:
+            for _ in range(args.warmup):  # warm-up (graph capture happens here)
+                got.clear()
+                publish(0)
+                got.wait(2.0)
+            with lock:
+                latencies.clear()
+                received[0] = 0
+                sent.clear()
+            t0 = time.perf_counter()
+            for _ in progress(range(args.iterations), f'node {spec}'):
+                got.clear()
+                publish(0)
+                got.wait(2.0)
+            elapsed = time.perf_counter() - t0
+            result.update(latency_ms=summary(latencies), fps=received[0] / elapsed,
+                          received=received[0], published=args.iterations)
+        else:
+            period = 1.0 / paced_hz
+            warm_end = time.perf_counter() + 1.0
+            t_next = time.perf_counter()
+            measuring = False
+            t0 = 0.0
+            published = 0
+            end = warm_end + duration_s
+            while True:
+                now = time.perf_counter()
+                if now >= end:
+                    break
+                if not measuring and now >= warm_end:
+                    with lock:
+                        latencies.clear()
+                        for c in range(cameras):
+                            received[c] = 0
+                    measuring, t0 = True, now
+                for c in range(cameras):
+                    publish(c)
+                    published += measuring
+                t_next += period
+                time.sleep(max(0.0, t_next - time.perf_counter()))
+            time.sleep(0.3)
+            elapsed = time.perf_counter() - t0
+            result.update(latency_ms=summary(latencies),
+                          fps_total=sum(received) / elapsed,
+                          fps_per_camera=[r / elapsed for r in received],
+                          published=published, received=sum(received),
+                          offered_fps_per_camera=paced_hz)
+    finally:
+        detector_node.stop()
+        executor.shutdown()
+        detector_node.destroy_node()
+        io.destroy_node()
+        rclpy.try_shutdown(context=context)
+        del subs
+    return result
+
+
+# ------------------------------------------------------------------------------ memory
+def memory_child(args: argparse.Namespace) -> None:
+    """Child process: run ours or Ultralytics for a while, print peak memory as JSON."""
+    spec, which = args.memory_child.split(':')
+    backend, device, precision, _fmt = SPECS[spec]
+    frames = make_frames([], 4)
+    torch = None
+    if device.startswith('cuda'):
+        import torch
+        torch.cuda.reset_peak_memory_stats()
+    if which == 'ours':
+        detector = build(spec, args, 1)
+        for i in range(args.iterations):
+            detector.detect(frames[i % len(frames)])
+    else:
+        if ultralytics_predict(spec, args, frames, args.iterations, 2) is None:
+            print(json.dumps({}))
+            return
+    out = {'peak_rss_mb': peak_rss_mb()}
+    if torch is not None:
+        free, total = torch.cuda.mem_get_info()
+        out['gpu_max_allocated_mb'] = torch.cuda.max_memory_allocated() / 2**20
+        out['gpu_device_used_mb'] = (total - free) / 2**20
+    print('MEMORY ' + json.dumps(out))
+
+
+def peak_rss_mb() -> float:
+    """Return this process's peak RSS (VmHWM: reset at exec, unlike ru_maxrss)."""
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_memory(spec: str, args: argparse.Namespace, which: str) -> Dict[str, Any]:
+    """Run :func:`memory_child` in a fresh interpreter; return its figures."""
+    cmd = [sys.executable, '-m', 'yolo_jetson_ros.benchmark', '--memory-child', f'{spec}:{which}',
+           '--model', str(args.model), '--imgsz', str(args.imgsz), '--out', str(args.out),
+           '--iterations', str(max(args.iterations // 2, 5))]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    for line in proc.stdout.splitlines():
+        if line.startswith('MEMORY '):
+            return json.loads(line[7:])
+    return {'error': (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ['no output']}
+
+
+# ------------------------------------------------------------------------------ per backend
+def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
+             frames: Sequence[np.ndarray]) -> Dict[str, Any]:
+    """Measure one backend spec; return its JSON record."""
+    backend, device, precision, fmt = SPECS[spec]
+    rec: Dict[str, Any] = {'spec': spec, 'format': fmt, 'backend': backend, 'device': device,
+                           'precision': precision}
+    detector = build(spec, args, args.batch)
+    rec['describe'] = detector.backend.describe()
+    rec['size_mb'] = artifact_size_mb(spec, args)
+    if not args.skip_map and images:
+        rec['map'] = evaluate_map(detector, images)
+    n = detector.info.batch
+    state = {'i': 0}
+    pre, inf, post = [], [], []
+
+    def once() -> None:
+        i = state['i']
+        state['i'] += 1
+        detector.detect_batch([frames[(i + j) % len(frames)] for j in range(n)])
+        pre.append(detector.times.preprocess_ms)
+        inf.append(detector.times.inference_ms)
+        post.append(detector.times.postprocess_ms)
+
+    e2e = timed(once, args.iterations, args.warmup, f'pipeline {spec}')
+    k = args.warmup
+    rec['pipeline'] = {'e2e_ms': summary(e2e), 'preprocess_ms': summary(pre[k:]),
+                       'inference_ms': summary(inf[k:]), 'postprocess_ms': summary(post[k:]),
+                       'fused': bool(getattr(detector.backend, 'has_fused_path', False))}
+    pipe = getattr(detector.backend, 'pipeline', None)
+    if pipe is not None:
+        rec['pipeline'].update(graph_replays=pipe.graph_replays, exact_redos=pipe.exact_redos,
+                               max_candidates=pipe.max_candidates)
+    breakdown = fused_breakdown(detector, frames, args.iterations, args.warmup)
+    if breakdown:
+        rec['pipeline']['device_breakdown_ms'] = breakdown
+    rec['bare'] = bare_forward(detector, args.iterations, args.warmup)
+    detector.close()
+    del detector
+    if not args.skip_ultralytics:
+        try:
+            rec['ultralytics_ms'] = ultralytics_predict(spec, args, frames, args.iterations,
+                                                        args.warmup)
+        except Exception as exc:  # a reference failing must not lose the rest
+            rec['ultralytics_error'] = f'{type(exc).__name__}: {exc}'
+    if not args.skip_node:
+        try:
+            rec['node'] = node_benchmark(spec, args, frames, 1, 0.0, 0.0)
+            rec['cameras'] = [node_benchmark(spec, args, frames, c, args.camera_seconds, 30.0)
+                              for c in args.cameras]
+        except Exception as exc:
+            rec['node_error'] = f'{type(exc).__name__}: {exc}'
+    if not args.skip_memory:
+        rec['memory'] = {'ours': measure_memory(spec, args, 'ours')}
+        if not args.skip_ultralytics:
+            rec['memory']['ultralytics'] = measure_memory(spec, args, 'ultralytics')
+    rec['ratios'] = ratios(rec)
+    return rec
+
+
+def ratios(rec: Dict[str, Any]) -> Dict[str, float]:
+    """Return the headline ratios of a record (p50 based)."""
+    out: Dict[str, float] = {}
+    e2e = rec['pipeline']['e2e_ms']['p50']
+    bare = rec.get('bare', {})
+    for key in ('cuda_graph', 'eager', 'session_run', 'execute'):
+        if key in bare:
+            out[f'pipeline_over_bare_{key}'] = e2e / bare[key]['p50']
+    ul = rec.get('ultralytics_ms')
+    if ul:
+        out['ultralytics_over_pipeline'] = ul['p50'] / e2e
+    node = rec.get('node')
+    if node:
+        out['node_p50_minus_pipeline_ms'] = node['latency_ms']['p50'] - e2e
+        out['node_over_pipeline'] = node['latency_ms']['p50'] / e2e
+    return out
+
+
+# ------------------------------------------------------------------------------ reports
+def environment() -> Dict[str, Any]:
+    """Return versions and the machine for the report."""
+    import importlib.metadata as md
+    env: Dict[str, Any] = {'date': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
+                           'python': platform.python_version(), 'machine': platform.machine(),
+                           'cpu_count': os.cpu_count(), 'command': ' '.join(sys.argv)}
+    for pkg in ('torch', 'torchvision', 'onnxruntime', 'ultralytics', 'numpy',
+                'opencv-python', 'tensorrt'):
+        try:
+            env[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    try:
+        import torch
+        if torch.cuda.is_available():
+            env['gpu'] = torch.cuda.get_device_name(0)
+            env['cuda'] = torch.version.cuda
+    except ImportError:
+        pass
+    return env
+
+
+def _f(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return '-'
+    return f'{value:.{digits}f}'
+
+
+def markdown(report: Dict[str, Any]) -> str:
+    """Render the report as markdown tables."""
+    env = report['environment']
+    lines = [f"# Benchmark ({env['date']})", '',
+             ', '.join(f'{k} {v}' for k, v in env.items() if k not in ('date', 'command')), '',
+             f"Command: `{env['command']}`", '',
+             f"Model `{report['model']}`, imgsz {report['imgsz']}, batch {report['batch']}, "
+             f"frames {FRAME_HW[1]}x{FRAME_HW[0]} bgr8; p50 values in ms.", '',
+             '| Format | Backend | Size (MB) | mAP50-95 | Inference ms/im | Pre ms | Post ms '
+             '| Pipeline e2e ms | Bare forward ms | Ultralytics predict ms | Node p50 / p99 ms '
+             '| Node fps |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+    for rec in report['results']:
+        if 'error' in rec:
+            lines.append(f"| {rec['spec']} | error: {rec['error']} |")
+            continue
+        p = rec['pipeline']
+        bare = rec.get('bare', {})
+        bare_txt = ', '.join(f"{k} {_f(v['p50'])}" for k, v in bare.items())
+        node = rec.get('node') or {}
+        lat = node.get('latency_ms', {})
+        ul = rec.get('ultralytics_ms') or {}
+        lines.append(
+            f"| {rec['format']} | {rec['spec']} | {_f(rec['size_mb'], 1)} | "
+            f"{_f(rec.get('map', {}).get('map50_95'), 4)} | {_f(p['inference_ms']['p50'])} | "
+            f"{_f(p['preprocess_ms']['p50'])} | {_f(p['postprocess_ms']['p50'])} | "
+            f"{_f(p['e2e_ms']['p50'])} | {bare_txt or '-'} | {_f(ul.get('p50'))} | "
+            f"{_f(lat.get('p50'))} / {_f(lat.get('p99'))} | {_f(node.get('fps'), 1)} |")
+    lines += ['', '## Ratios (p50)', '']
+    for rec in report['results']:
+        if rec.get('ratios'):
+            lines.append(f"- {rec['spec']}: " + ', '.join(f'{k} {v:.2f}'
+                                                         for k, v in rec['ratios'].items()))
+    lines += ['', '## Cameras through the node (30 fps each offered, batch = cameras)', '',
+              '| Backend | Cameras | fps total | fps per camera | latency p50 / p99 ms |',
+              '| --- | --- | --- | --- | --- |']
+    for rec in report['results']:
+        for cam in rec.get('cameras', []):
+            lat = cam['latency_ms']
+            per = ', '.join(_f(v, 1) for v in cam['fps_per_camera'])
+            lines.append(f"| {rec['spec']} | {cam['cameras']} | {_f(cam['fps_total'], 1)} | "
+                         f"{per} | {_f(lat['p50'])} / {_f(lat['p99'])} |")
+    lines += ['', '## Peak memory (separate child processes)', '',
+              '| Backend | Who | Peak RSS MB | GPU max allocated MB | GPU device used MB |',
+              '| --- | --- | --- | --- | --- |']
+    for rec in report['results']:
+        for who, mem in (rec.get('memory') or {}).items():
+            lines.append(f"| {rec['spec']} | {who} | {_f(mem.get('peak_rss_mb'), 0)} | "
+                         f"{_f(mem.get('gpu_max_allocated_mb'), 0)} | "
+                         f"{_f(mem.get('gpu_device_used_mb'), 0)} |")
+    return '\n'.join(lines) + '\n'
+
+
+def plot(report: Dict[str, Any], path: Path) -> bool:
+    """Draw the latency breakdown per backend; return False without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    recs = [r for r in report['results'] if 'pipeline' in r]
+    if not recs:
+        return False
+    names = [r['spec'] for r in recs]
+    x = np.arange(len(recs))
+    fig, ax = plt.subplots(figsize=(max(6, 2.2 * len(recs)), 4.5))
+    bottom = np.zeros(len(recs))
+    for key, label in (('preprocess_ms', 'pre'), ('inference_ms', 'inference'),
+                       ('postprocess_ms', 'post')):
+        vals = np.array([r['pipeline'][key]['p50'] for r in recs])
+        ax.bar(x - 0.3, vals, 0.2, bottom=bottom, label=f'ours: {label}')
+        bottom += vals
+    ax.bar(x - 0.1, [r['pipeline']['e2e_ms']['p50'] for r in recs], 0.2, label='ours: e2e')
+    ax.bar(x + 0.1, [(r.get('node') or {}).get('latency_ms', {}).get('p50', 0) for r in recs],
+           0.2, label='in node p50')
+    ax.bar(x + 0.3, [(r.get('ultralytics_ms') or {}).get('p50', 0) for r in recs], 0.2,
+           label='Ultralytics predict')
+    ax.set_xticks(x, names)
+    ax.set_ylabel('ms per image (p50)')
+    ax.set_title(f"{Path(report['model']).name} {report['imgsz']} batch {report['batch']}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the command line."""
+    p = argparse.ArgumentParser(prog='benchmark', description=__doc__.split('\n')[0])
+    p.add_argument('--model', default=str(DEFAULT_MODEL), help='.pt weights (default %(default)s)')
+    p.add_argument('--imgsz', type=int, default=640)
+    p.add_argument('--batch', type=int, default=1)
+    p.add_argument('--data', default=str(DEFAULT_DATA), help='YOLO dataset yaml for mAP')
+    p.add_argument('--data-limit', type=int, default=0, help='use the first N images only')
+    p.add_argument('--iterations', type=int, default=200)
+    p.add_argument('--warmup', type=int, default=20)
+    p.add_argument('--backends', default='auto',
+                   help=f"comma list of {', '.join(SPECS)} or auto (all available)")
+    p.add_argument('--out', default='bench_output')
+    p.add_argument('--skip-map', action='store_true')
+    p.add_argument('--skip-node', action='store_true')
+    p.add_argument('--skip-memory', action='store_true')
+    p.add_argument('--skip-ultralytics', action='store_true')
+    p.add_argument('--cameras', default='1,2,4', help='camera counts for the node test')
+    p.add_argument('--camera-seconds', type=float, default=5.0)
+    p.add_argument('--memory-child', default='', help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.cameras = [int(c) for c in str(args.cameras).split(',') if c.strip()]
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the benchmark (console script ``benchmark``); return the exit status."""
+    args = parse_args(argv)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    if args.memory_child:
+        memory_child(args)
+        return 0
+    specs = available_specs() if args.backends == 'auto' else [
+        s.strip() for s in args.backends.split(',') if s.strip()]
+    unknown = [s for s in specs if s not in SPECS]
+    if unknown:
+        print(f'unknown backends {unknown}; choose from {list(SPECS)}', file=sys.stderr)
+        return 2
+    images: List[Path] = []
+    if Path(args.data).exists():
+        images, _names = load_dataset(Path(args.data), args.data_limit)
+    elif not args.skip_map:
+        print(f'no dataset at {args.data}: skipping mAP', file=sys.stderr)
+    frames = make_frames(images)
+    report: Dict[str, Any] = {'environment': environment(), 'model': str(args.model),
+                              'imgsz': args.imgsz, 'batch': args.batch,
+                              'iterations': args.iterations, 'warmup': args.warmup,
+                              'data': str(args.data), 'results': []}
+    for spec in specs:
+        print(f'=== {spec}', file=sys.stderr)
+        try:
+            rec = run_spec(spec, args, images, frames)
+        except Exception as exc:  # one backend failing must not lose the others
+            rec = {'spec': spec, 'error': f'{type(exc).__name__}: {exc}'}
+        report['results'].append(rec)
+        out = Path(args.out)
+        (out / 'benchmark.json').write_text(json.dumps(report, indent=1, default=float))
+    out = Path(args.out)
+    (out / 'benchmark.json').write_text(json.dumps(report, indent=1, default=float))
+    text = markdown(report)
+    (out / 'benchmark.md').write_text(text)
+    report['plot'] = plot(report, out / 'benchmark.png')
+    print(text)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

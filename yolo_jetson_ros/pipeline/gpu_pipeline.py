@@ -1,0 +1,431 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+# Copyright (C) 2026 yolo_jetson_ros contributors
+"""Fused pre/post-processing in PyTorch: letterbox, inference and NMS on the device.
+
+Used by every backend that holds its model on a CUDA device (torch, TensorRT): the backend only
+supplies ``forward(input_tensor) -> output_tensor``. Per frame:
+
+* each uint8 HxWx3 image is copied once into a pinned staging buffer and sent to the device
+  with a non-blocking copy;
+* letterbox (:class:`LetterboxGeometry` placement, bilinear resize with cv2.INTER_LINEAR's
+  half-pixel sampling), BGR->RGB, /255 and HWC->CHW write into one preallocated input;
+* the model runs (fp16 or fp32, whatever ``forward`` does);
+* decoding and NMS run on the device with Ultralytics' semantics (conf, iou, classes, agnostic,
+  max_det; end-to-end ``(B, K, 6)`` outputs are only thresholded);
+* one small device-to-host copy of the final rows, one synchronisation.
+
+After ``capture_after`` eager frames of the same source sizes, the whole device part (letterbox,
+forward, decode, NMS) is captured in a CUDA graph and replayed. Fixed shapes need a fixed-size
+NMS: the best ``max_candidates`` boxes are kept and suppressed with Cluster-NMS (Zheng et al.,
+2021), iterated a fixed number of times; its fixed point equals greedy NMS, and a frame whose
+iterations did not converge, or whose candidates overflowed the fixed size while fewer than
+``max_det`` boxes survived, is redone on the exact eager path (torchvision NMS), so results are
+always those of greedy NMS.
+
+The same code runs on the CPU device (tests use that); there is no pinned memory or graph then.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .postprocess import MAX_NMS, MAX_WH, NmsSettings
+from .preprocess import LetterboxGeometry, PAD_VALUE
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+
+# ---------------------------------------------------------------------------------- preprocessing
+@dataclass
+class ResizePlan:
+    """Source indices and weights of a bilinear resize (cv2.INTER_LINEAR sampling)."""
+
+    y0: torch.Tensor
+    y1: torch.Tensor
+    wy: torch.Tensor
+    x0: torch.Tensor
+    x1: torch.Tensor
+    wx: torch.Tensor
+    identity: bool
+
+
+def _axis_plan(src: int, dst: int, device: torch.device) -> Tuple[torch.Tensor, ...]:
+    """Return (i0, i1, w) for one axis: half-pixel centres, clamped at the borders as OpenCV."""
+    scale = src / dst
+    pos = (np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5
+    i0 = np.floor(pos)
+    w = pos - i0
+    i0 = i0.astype(np.int64)
+    low = i0 < 0
+    i0[low], w[low] = 0, 0.0
+    high = i0 >= src - 1
+    i0[high], w[high] = src - 1, 0.0
+    i1 = np.minimum(i0 + 1, src - 1)
+    # OpenCV quantises the weights to 11 bits (INTER_RESIZE_COEF_SCALE = 2048)
+    w = np.round(w * 2048.0) / 2048.0
+    return (torch.from_numpy(i0).to(device), torch.from_numpy(i1).to(device),
+            torch.from_numpy(w.astype(np.float32)).to(device))
+
+
+def resize_plan(source_hw: Tuple[int, int], resized_hw: Tuple[int, int],
+                device: torch.device) -> ResizePlan:
+    """Precompute the gather indices and weights to resize ``source_hw`` to ``resized_hw``."""
+    y0, y1, wy = _axis_plan(source_hw[0], resized_hw[0], device)
+    x0, x1, wx = _axis_plan(source_hw[1], resized_hw[1], device)
+    return ResizePlan(y0, y1, wy, x0, x1, wx, tuple(source_hw) == tuple(resized_hw))
+
+
+def letterbox_into(dst: torch.Tensor, src: torch.Tensor, geometry: LetterboxGeometry,
+                   plan: ResizePlan, bgr: bool) -> None:
+    """Letterbox one HxWx3 uint8 device image into ``dst`` (3, H, W) as RGB in [0, 1].
+
+    Bilinear resize in float32 (horizontal pass, then vertical, as OpenCV), rounded to uint8
+    values like cv2.resize's output, then divided by 255 into ``dst``'s dtype; the border is
+    the pad value 114.
+    """
+    new_h, new_w = geometry.resized_hw
+    if plan.identity:
+        img = src.to(torch.float32)
+    else:
+        s = src.to(torch.float32)
+        wx = plan.wx[None, :, None]
+        cols = s.index_select(1, plan.x0) * (1.0 - wx) + s.index_select(1, plan.x1) * wx
+        wy = plan.wy[:, None, None]
+        img = cols.index_select(0, plan.y0) * (1.0 - wy) + cols.index_select(0, plan.y1) * wy
+        img = img.round_()
+    chw = img.permute(2, 0, 1)
+    if bgr:
+        chw = chw.flip(0)
+    dst.fill_(PAD_VALUE / 255.0)
+    dst[:, geometry.top:geometry.top + new_h, geometry.left:geometry.left + new_w] = chw / 255.0
+
+
+# ---------------------------------------------------------------------------------- decoding
+def xywh_to_xyxy(xywh: torch.Tensor) -> torch.Tensor:
+    """Convert (..., 4) centre/size boxes to corners."""
+    half = xywh[..., 2:4] / 2
+    return torch.cat((xywh[..., :2] - half, xywh[..., :2] + half), dim=-1)
+
+
+def exact_dense(pred: torch.Tensor, settings: NmsSettings) -> torch.Tensor:
+    """Decode one image's dense output (4 + nc, A) with greedy NMS (torchvision), eagerly.
+
+    Same semantics as :func:`yolo_jetson_ros.pipeline.postprocess.decode_dense` and
+    ``ultralytics.utils.nms.non_max_suppression``; returns (N, 6) float32 on the device.
+    """
+    import torchvision
+    pred = pred.float()
+    scores_all = pred[4:]
+    if settings.multi_label:
+        cls_idx, anchors = torch.nonzero(scores_all > settings.conf, as_tuple=True)
+        conf = scores_all[cls_idx, anchors]
+    else:  # the best class over all classes, then the class filter (as Ultralytics)
+        conf, cls_idx = scores_all.max(dim=0)
+        anchors = torch.nonzero(conf > settings.conf, as_tuple=True)[0]
+        conf, cls_idx = conf[anchors], cls_idx[anchors]
+    allowed = settings.class_filter()
+    if allowed is not None:
+        mask = torch.isin(cls_idx, torch.as_tensor(allowed, device=pred.device))
+        cls_idx, anchors, conf = cls_idx[mask], anchors[mask], conf[mask]
+    if conf.numel() == 0:
+        return torch.zeros((0, 6), dtype=torch.float32, device=pred.device)
+    if conf.numel() > MAX_NMS:
+        top = conf.argsort(descending=True)[:MAX_NMS]
+        cls_idx, anchors, conf = cls_idx[top], anchors[top], conf[top]
+    boxes = xywh_to_xyxy(pred[:4, anchors].T)
+    offsets = 0.0 if settings.agnostic else cls_idx[:, None].float() * MAX_WH
+    keep = torchvision.ops.nms(boxes + offsets, conf, settings.iou)[:settings.max_det]
+    return torch.cat((boxes[keep], conf[keep, None], cls_idx[keep, None].float()), dim=1)
+
+
+def exact_end2end(pred: torch.Tensor, settings: NmsSettings) -> torch.Tensor:
+    """Filter one image's end-to-end output (K, 6) by score, class and max_det, eagerly."""
+    pred = pred.float()
+    mask = pred[:, 4] > settings.conf
+    allowed = settings.class_filter()
+    if allowed is not None:
+        mask &= torch.isin(pred[:, 5].long(), torch.as_tensor(allowed, device=pred.device))
+    return pred[mask][:settings.max_det]
+
+
+@dataclass
+class DeviceSettings:
+    """Thresholds as device tensors, so a captured graph reads their current values."""
+
+    conf: torch.Tensor
+    iou: torch.Tensor
+    class_weight: torch.Tensor  # (nc,) 1.0 allowed, 0.0 filtered out
+    class_offset: torch.Tensor  # MAX_WH, or 0 for agnostic NMS
+
+
+def fixed_dense(pred: torch.Tensor, ds: DeviceSettings, k: int,
+                iterations: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Decode and NMS a dense batch (B, 4 + nc, A) with fixed shapes (CUDA-graph capturable).
+
+    Returns ``rows`` (B, k, 6) with the kept boxes first in score order, ``count`` (B,),
+    ``converged`` (B,) bool and ``overflow`` (B,) bool (more than ``k`` boxes passed ``conf``).
+    The rows equal greedy NMS where ``converged`` and (not ``overflow`` or ``count`` reaches
+    max_det); callers redo other images with :func:`exact_dense`.
+    """
+    if iterations < 1:
+        raise ValueError('Cluster-NMS needs at least one iteration')
+    pred = pred.float()
+    best, cls_idx = pred[:, 4:].max(dim=1)  # (B, A): best class over all, then the filter
+    valid_all = (best > ds.conf) & (ds.class_weight[cls_idx] > 0)
+    n_valid = valid_all.sum(dim=1)
+    masked = torch.where(valid_all, best, torch.full_like(best, -1.0))
+    top_scores, top_idx = masked.topk(k, dim=1, sorted=True)  # (B, k)
+    valid = top_scores > ds.conf
+    xywh = pred[:, :4].gather(2, top_idx[:, None, :].expand(-1, 4, -1)).transpose(1, 2)
+    boxes = xywh_to_xyxy(xywh)  # (B, k, 4)
+    cls_k = cls_idx.gather(1, top_idx).float()
+    shifted = boxes + (cls_k * ds.class_offset)[..., None]
+    area = (shifted[..., 2] - shifted[..., 0]) * (shifted[..., 3] - shifted[..., 1])
+    lt = torch.maximum(shifted[:, :, None, :2], shifted[:, None, :, :2])
+    rb = torch.minimum(shifted[:, :, None, 2:], shifted[:, None, :, 2:])
+    inter = (rb - lt).clamp_(min=0).prod(dim=-1)
+    iou = inter / (area[:, :, None] + area[:, None, :] - inter)
+    upper = torch.ones((k, k), dtype=torch.bool, device=pred.device).triu_(diagonal=1)
+    # suppress[b, i, j]: a kept i (higher score) removes j
+    mm_dtype = torch.float16 if pred.is_cuda else torch.float32  # counts <= k stay exact
+    suppress = ((iou > ds.iou) & upper & valid[:, :, None] & valid[:, None, :]).to(mm_dtype)
+    keep = valid.clone()
+    previous = keep
+    for _ in range(iterations):
+        previous = keep
+        hits = torch.bmm(keep.to(mm_dtype)[:, None, :], suppress)[:, 0]
+        keep = valid & (hits == 0)
+    converged = (keep == previous).all(dim=1)
+    count = keep.sum(dim=1)
+    order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices
+    rows = torch.cat((boxes, top_scores[..., None], cls_k[..., None]), dim=2)
+    rows = rows.gather(1, order[..., None].expand(-1, -1, 6))
+    return rows, count, converged, n_valid > k
+
+
+# ---------------------------------------------------------------------------------- the pipeline
+@dataclass
+class _Slot:
+    """The per-source-size buffers of one batch slot."""
+
+    geometry: LetterboxGeometry
+    plan: ResizePlan
+    staging: torch.Tensor  # pinned on CUDA
+    device_image: torch.Tensor
+
+
+class GpuPipeline:
+    """Letterbox, ``forward`` and NMS on ``device``, optionally replayed as a CUDA graph."""
+
+    def __init__(self, forward: Forward, input_hw: Tuple[int, int], batch: int,
+                 device: 'torch.device | str', dtype: torch.dtype, end2end: bool,
+                 num_classes: int, use_graph: bool = True, capture_after: int = 2,
+                 max_candidates: int = 256, nms_iterations: int = 8):
+        self.forward = forward
+        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        self.batch = int(batch)
+        self.device = torch.device(device)
+        self.cuda = self.device.type == 'cuda'
+        self.dtype = dtype
+        self.end2end = end2end
+        self.num_classes = int(num_classes)
+        self.use_graph = bool(use_graph and self.cuda)
+        self.capture_after = int(capture_after)
+        self.iterations = int(nms_iterations)
+        self.input = torch.full((self.batch, 3, *self.input_hw), PAD_VALUE / 255.0, dtype=dtype,
+                                device=self.device)
+        self._slots: List[Dict[Tuple[int, int], _Slot]] = [{} for _ in range(self.batch)]
+        self._settings_key: Optional[tuple] = None
+        self.dsettings = DeviceSettings(
+            conf=torch.zeros((), device=self.device), iou=torch.zeros((), device=self.device),
+            class_weight=torch.ones(self.num_classes, device=self.device),
+            class_offset=torch.full((), MAX_WH, device=self.device))
+        self._k = 0
+        self._graphs: Dict[tuple, Tuple[torch.cuda.CUDAGraph, tuple]] = {}
+        self._seen: Dict[tuple, int] = {}
+        self._pool = torch.cuda.graph_pool_handle() if self.use_graph else None
+        self._host: Dict[tuple, List[torch.Tensor]] = {}
+        self.raw: Optional[torch.Tensor] = None  # the last raw output (for exact redo)
+        self.graph_replays = 0
+        self.exact_redos = 0
+        self.max_candidates = int(max_candidates)
+        # (preprocess, inference, postprocess) ms of the last frame: staging + upload enqueue;
+        # device work up to the synchronisation; host-side unpacking and scaling
+        self.stage_ms: Tuple[float, float, float] = (0.0, 0.0, 0.0)
+        self._t_pre = 0.0
+
+    # ------------------------------------------------------------------ buffers
+    def _slot(self, index: int, source_hw: Tuple[int, int]) -> _Slot:
+        slots = self._slots[index]
+        slot = slots.get(source_hw)
+        if slot is None:
+            if len(slots) > 8:  # a camera changing resolution forever must not grow memory
+                slots.clear()
+                self._graphs.clear()
+                self._seen.clear()
+            g = LetterboxGeometry.compute(source_hw, self.input_hw)
+            staging = torch.empty((*source_hw, 3), dtype=torch.uint8, pin_memory=self.cuda)
+            device_image = (torch.empty((*source_hw, 3), dtype=torch.uint8, device=self.device)
+                            if self.cuda else staging)
+            slot = _Slot(g, resize_plan(source_hw, g.resized_hw, self.device), staging,
+                         device_image)
+            slots[source_hw] = slot
+        return slot
+
+    def _update_settings(self, settings: NmsSettings) -> None:
+        allowed = settings.class_filter()
+        key = (settings.conf, settings.iou, settings.agnostic,
+               None if allowed is None else tuple(int(c) for c in allowed))
+        if key == self._settings_key:
+            return
+        ds = self.dsettings
+        ds.conf.fill_(float(settings.conf))
+        ds.iou.fill_(float(settings.iou))
+        ds.class_offset.fill_(0.0 if settings.agnostic else MAX_WH)
+        weight = torch.ones(self.num_classes)
+        if allowed is not None:
+            weight.zero_()
+            weight[torch.as_tensor(allowed[allowed < self.num_classes])] = 1.0
+        ds.class_weight.copy_(weight)
+        self._settings_key = key
+
+    # ------------------------------------------------------------------ device work
+    def _device_work(self, slots: Sequence[_Slot], bgr: Sequence[bool]) -> tuple:
+        """Everything after the uploads: letterbox, forward, fixed-shape decode (graphable)."""
+        for i, (slot, is_bgr) in enumerate(zip(slots, bgr)):
+            letterbox_into(self.input[i], slot.device_image, slot.geometry, slot.plan, is_bgr)
+        raw = self.forward(self.input)
+        if isinstance(raw, (list, tuple)):
+            raw = raw[0]
+        if self.end2end:
+            return (raw,)
+        k = min(self.max_candidates, int(raw.shape[-1]))
+        return (raw, *fixed_dense(raw, self.dsettings, k, self.iterations))
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> List[_Slot]:
+        """Stage the images and start their (non-blocking) uploads; return their slots."""
+        if len(images) > self.batch:
+            raise ValueError(f'{len(images)} images for a batch-{self.batch} pipeline')
+        slots = []
+        for i, image in enumerate(images):
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ValueError(f'expected an HxWx3 uint8 image, got {image.shape} {image.dtype}')
+            slot = self._slot(i, (int(image.shape[0]), int(image.shape[1])))
+            np.copyto(slot.staging.numpy(), image)
+            if self.cuda:
+                slot.device_image.copy_(slot.staging, non_blocking=True)
+            slots.append(slot)
+        return slots
+
+    def _run_device(self, slots: Sequence[_Slot], bgr: Sequence[bool]) -> tuple:
+        if not self.use_graph:
+            return self._device_work(slots, bgr)
+        key = (tuple(s.geometry.source_hw for s in slots), tuple(bool(b) for b in bgr))
+        entry = self._graphs.get(key)
+        if entry is None:
+            seen = self._seen.get(key, 0) + 1
+            self._seen[key] = seen
+            if seen <= self.capture_after:
+                return self._device_work(slots, bgr)
+            torch.cuda.synchronize(self.device)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self._pool):
+                outputs = self._device_work(slots, bgr)
+            entry = (graph, outputs)
+            self._graphs[key] = entry
+        entry[0].replay()
+        self.graph_replays += 1
+        return entry[1]
+
+    def _host_buffers(self, outputs: tuple) -> List[torch.Tensor]:
+        src = outputs if self.end2end else outputs[1:]
+        key = tuple(tuple(t.shape) for t in src)
+        bufs = self._host.get(key)
+        if bufs is None:
+            bufs = [torch.empty(t.shape, dtype=torch.float32 if t.is_floating_point() else t.dtype,
+                                pin_memory=self.cuda) for t in src]
+            self._host[key] = bufs
+        return bufs
+
+    # ------------------------------------------------------------------ the frame
+    def detect(self, images: Sequence[np.ndarray], bgr: Sequence[bool],
+               settings: NmsSettings) -> List[np.ndarray]:
+        """Detect on up to ``batch`` images; return one (N, 6) float32 array each, source pixels.
+
+        Rows are x1, y1, x2, y2, score, class, sorted by score.
+        """
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            slots = self.preprocess(images)
+            self._t_pre = time.perf_counter() - t0
+            return self.finish(slots, bgr, settings)
+
+    def finish(self, slots: Sequence[_Slot], bgr: Sequence[bool],
+               settings: NmsSettings) -> List[np.ndarray]:
+        """Run the device part for already uploaded ``slots`` and bring back the detections."""
+        n = len(slots)
+        if n == 0:
+            return []
+        t_start = time.perf_counter()
+        with torch.inference_mode():
+            self._update_settings(settings)
+            if settings.multi_label and not self.end2end:
+                # one row per (box, class): data-dependent sizes, always the exact eager path
+                outputs = self._device_work(slots, bgr)
+                return [self._to_source(exact_dense(outputs[0][i], settings).cpu().numpy(),
+                                        slots[i].geometry) for i in range(n)]
+            outputs = self._run_device(slots, bgr)
+            self.raw = outputs[0]
+            bufs = self._host_buffers(outputs)
+            src = outputs if self.end2end else outputs[1:]
+            for buf, t in zip(bufs, src):
+                buf.copy_(t, non_blocking=self.cuda)
+            if self.cuda:
+                torch.cuda.current_stream(self.device).synchronize()
+            t_synced = time.perf_counter()
+            results = []
+            for i in range(n):
+                if self.end2end:
+                    rows = self._end2end_rows(bufs[0][i].numpy(), settings)
+                else:
+                    rows_all, count = bufs[0][i].numpy(), int(bufs[1][i])
+                    converged, overflow = bool(bufs[2][i]), bool(bufs[3][i])
+                    if converged and (not overflow or count >= settings.max_det):
+                        rows = rows_all[:min(count, settings.max_det)]
+                    else:
+                        self.exact_redos += 1
+                        rows = exact_dense(self.raw[i], settings).cpu().numpy()
+                results.append(self._to_source(rows, slots[i].geometry))
+            t_end = time.perf_counter()
+            self.stage_ms = (self._t_pre * 1e3, (t_synced - t_start) * 1e3,
+                             (t_end - t_synced) * 1e3)
+            return results
+
+    @staticmethod
+    def _end2end_rows(pred: np.ndarray, settings: NmsSettings) -> np.ndarray:
+        mask = pred[:, 4] > settings.conf
+        allowed = settings.class_filter()
+        if allowed is not None:
+            mask &= np.isin(pred[:, 5].astype(np.int64), allowed)
+        return pred[mask][:settings.max_det]
+
+    @staticmethod
+    def _to_source(rows: np.ndarray, geometry: LetterboxGeometry) -> np.ndarray:
+        out = np.array(rows, dtype=np.float32, copy=True)
+        if out.size:
+            geometry.boxes_to_source(out[:, :4])
+        return out
+
+    def close(self) -> None:
+        """Drop graphs and buffers."""
+        self._graphs.clear()
+        self._slots = [{} for _ in range(self.batch)]
+        self._host.clear()
+        self.raw = None
+
+
+__all__ = ['DeviceSettings', 'GpuPipeline', 'ResizePlan', 'exact_dense', 'exact_end2end',
+           'fixed_dense', 'letterbox_into', 'resize_plan']

@@ -407,10 +407,14 @@ def node_benchmark(spec: str, args: argparse.Namespace, frames: Sequence[np.ndar
                 received[0] = 0
                 sent.clear()
             t0 = time.perf_counter()
+            misses = 0
             for _ in progress(range(args.iterations), f'node {spec}'):
                 got.clear()
                 publish(0)
-                got.wait(2.0)
+                misses = 0 if got.wait(2.0) else misses + 1
+                if misses >= 5:  # the graph lost the frames: report what arrived, stop
+                    result['aborted'] = 'five frames in a row got no detections within 2 s'
+                    break
             elapsed = time.perf_counter() - t0
             result.update(latency_ms=summary(latencies), fps=received[0] / elapsed,
                           received=received[0], published=args.iterations)

@@ -186,6 +186,12 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
         int_range=(1, 16, 1),
     ),
     ParamSpec(
+        'nms_free',
+        False,
+        "YOLO26/YOLOv10: run the NMS-free one-to-one head (Ultralytics' nms=False) instead of "
+        'the default head + NMS (what predict() runs); no effect on other models.',
+    ),
+    ParamSpec(
         'dla_core',
         -1,
         'TensorRT: -1 = GPU, 0 or 1 = DLA core (Jetson AGX Orin / Orin NX; '

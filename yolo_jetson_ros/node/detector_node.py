@@ -11,6 +11,7 @@ parameters while inference runs.
 """
 
 from dataclasses import dataclass, field
+import signal
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -163,6 +164,7 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
             dla_core=self.param('dla_core'),
             workspace_gb=self.param('workspace_gb'),
             int8_calibration_data=self.param('int8_calibration_data'),
+            nms_free=self.param('nms_free'),
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -443,8 +445,17 @@ def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return desc
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f'signal {signum}')
+
+
 def main(args: Optional[List[str]] = None) -> None:
     """Run the node (``ros2 run yolo_jetson_ros detector_node``)."""
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (docker stop, systemd, launch's escalation) ends the node as Ctrl-C does: an
+        # export in progress is stopped, its child killed, nothing half-written left, exit 0.
+        # Installed before rclpy.init, so rclpy's own handler runs first and chains to it.
+        signal.signal(signal.SIGTERM, _interrupt)
     rclpy.init(args=args)
     node = YoloDetectorNode()
     executor = SingleThreadedExecutor()

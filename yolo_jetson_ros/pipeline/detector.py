@@ -49,6 +49,7 @@ class DetectorConfig:
     threads: int = 0  # CPU inference threads, 0 = the runtime's default
     force_rebuild: bool = False
     dla_core: int = -1
+    nms_free: bool = False  # YOLO26/YOLOv10 one-to-one head instead of head + NMS
     workspace_gb: float = 0.0
     int8_calibration_data: str = ''
     export_timeout_s: float = 3600.0
@@ -223,6 +224,7 @@ def _onnx_for(model: ResolvedModel, config: DetectorConfig, log: Log) -> Tuple[P
         'imgsz': config.imgsz,
         'batch': config.batch,
         'ultralytics': _ultralytics_version(),
+        'nms_free': config.nms_free,
     }
     path = cache.path_for(model.stem, fields, '.onnx')
 
@@ -232,13 +234,8 @@ def _onnx_for(model: ResolvedModel, config: DetectorConfig, log: Log) -> Tuple[P
             f'into {cache.root}; this takes a few seconds once, later configures reuse it'
         )
         run_export(
-            ExportRequest(
-                weights=model.path,
-                format='onnx',
-                imgsz=config.imgsz,
-                batch=config.batch,
-                device='cpu',
-            ),
+            ExportRequest(weights=model.path, format='onnx', imgsz=config.imgsz,
+                          batch=config.batch, device='cpu', nms_free=config.nms_free),
             tmp,
             log=lambda line: log(f'[export] {line}'),
             timeout_s=config.export_timeout_s,
@@ -283,13 +280,9 @@ def build_detector(
         elif backend_name == 'torch':
             from .backends.torch_backend import TorchBackend
 
-            backend = TorchBackend(
-                model.path,
-                device,
-                half=precision == 'fp16',
-                imgsz=config.imgsz,
-                batch=config.batch,
-            )
+            backend = TorchBackend(model.path, device, half=precision == 'fp16',
+                                   imgsz=config.imgsz, batch=config.batch,
+                                   nms_free=config.nms_free)
         else:
             from .backends.tensorrt_backend import create_tensorrt_backend
 

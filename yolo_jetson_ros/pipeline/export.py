@@ -49,6 +49,7 @@ class ExportRequest:
     data: str = ''  # INT8 calibration dataset (yaml or folder)
     device: str = 'cpu'  # 'cpu', '0' (GPU index) or 'dla:0' / 'dla:1'
     workspace_gb: Optional[float] = None
+    nms_free: bool = False  # YOLO26/YOLOv10: export the one-to-one head (Ultralytics' nms=False)
     extra_args: Dict[str, Any] = field(default_factory=dict)
 
     def to_argv(self, out: Path) -> List[str]:
@@ -67,6 +68,8 @@ class ExportRequest:
             '--device',
             self.device,
         ]
+        if self.nms_free:
+            argv.append('--nms-free')
         if self.half:
             argv.append('--half')
         if self.int8:
@@ -192,12 +195,12 @@ def _export_in_this_process(args: argparse.Namespace) -> Dict[str, Any]:
         weights = Path(work) / Path(args.weights).name
         shutil.copy2(args.weights, weights)
         model = YOLO(str(weights), task='detect')
-        end2end = bool(getattr(model.model, 'end2end', False))
+        # Ultralytics' default (nms=None) is the dense head + external NMS for every model, as
+        # predict() runs it; nms=False keeps an NMS-free one-to-one head where the model has one.
+        end2end = args.nms_free and bool(getattr(model.model, 'end2end', False))
         kwargs: Dict[str, Any] = {
             'format': args.format, 'imgsz': args.imgsz, 'batch': args.batch,
             'device': args.device, 'dynamic': False, 'simplify': True, 'verbose': False}
-        # An NMS-free head (YOLO26, YOLOv10) is exported as such, as predict() runs it;
-        # other heads give the dense output and NMS stays ours.
         kwargs['nms'] = False if end2end else None
         if args.format == 'engine':
             kwargs.update(half=args.half, int8=args.int8)
@@ -231,6 +234,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--half', action='store_true')
+    parser.add_argument('--nms-free', action='store_true')
     parser.add_argument('--int8', action='store_true')
     parser.add_argument('--data', default='')
     parser.add_argument('--workspace', type=float, default=None)

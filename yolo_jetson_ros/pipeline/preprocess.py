@@ -39,19 +39,21 @@ class LetterboxGeometry:
             source_hw, input_hw, (new_h, new_w), round(dh - 0.1), round(dw - 0.1)
         )
 
-    def boxes_to_source(self, boxes_xyxy: np.ndarray) -> np.ndarray:
-        """Map (N, 4) xyxy boxes from network-input pixels to source pixels, clipped; in place."""
+    def boxes_to_source(self, boxes_xyxy: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Map (N, 4) xyxy boxes from network-input pixels to source pixels, in place.
+
+        As ``scale_boxes``: subtract the padding, divide by the per-axis gain of the rounded
+        resize, clip to the image (predict() clips; Ultralytics' val scores unclipped boxes).
+        """
         h0, w0 = self.source_hw
         new_h, new_w = self.resized_hw
-        # scale_boxes() recomputes the padding from the rounded size; same numbers as top/left
-        pad_x = round((self.input_hw[1] - new_w) / 2 - 0.1)
-        pad_y = round((self.input_hw[0] - new_h) / 2 - 0.1)
-        boxes_xyxy[:, [0, 2]] -= pad_x
-        boxes_xyxy[:, [1, 3]] -= pad_y
+        boxes_xyxy[:, [0, 2]] -= self.left
+        boxes_xyxy[:, [1, 3]] -= self.top
         boxes_xyxy[:, [0, 2]] /= new_w / w0
         boxes_xyxy[:, [1, 3]] /= new_h / h0
-        boxes_xyxy[:, [0, 2]] = np.clip(boxes_xyxy[:, [0, 2]], 0, w0)
-        boxes_xyxy[:, [1, 3]] = np.clip(boxes_xyxy[:, [1, 3]], 0, h0)
+        if clip:
+            boxes_xyxy[:, [0, 2]] = np.clip(boxes_xyxy[:, [0, 2]], 0, w0)
+            boxes_xyxy[:, [1, 3]] = np.clip(boxes_xyxy[:, [1, 3]], 0, h0)
         return boxes_xyxy
 
 

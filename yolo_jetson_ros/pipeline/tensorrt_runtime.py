@@ -431,10 +431,18 @@ class TensorRTRunner:
                 f'TensorRT {trt.__version__} refused the plan (built by another TensorRT version, '
                 'for another GPU or DLA core, or corrupt)', self.record.since(mark)[0])
         self.engine: 'tensorrt.ICudaEngine' = engine
-        context: Optional['tensorrt.IExecutionContext'] = engine.create_execution_context()
-        if context is None:  # out of device memory, or a plan TensorRT half-accepted
-            raise StaleEngineError('TensorRT could not create an execution context',
-                                   self.record.since(mark)[0])
+        # The plan deserialized, so a failure here is about resources (device memory), not a
+        # stale plan: a BackendError, which does not trigger a rebuild.
+        context: Optional['tensorrt.IExecutionContext'] = None
+        failure: List[str] = []
+        try:
+            context = engine.create_execution_context()
+        except Exception as exc:  # pybind11 turns TensorRT errors into RuntimeError and others
+            failure.append(str(exc))
+        if context is None:
+            reasons = self.record.since(mark)[0] + failure
+            raise BackendError('TensorRT could not create an execution context (out of device '
+                               'memory?)' + (f': {"; ".join(reasons)}' if reasons else ''))
         self.context: 'tensorrt.IExecutionContext' = context
         # Branch by feature: num_io_tensors exists from TensorRT 8.5 on (the only API in 10/11).
         # Only without it (TensorRT <= 8.4) is hasattr(engine, 'num_bindings') checked and the

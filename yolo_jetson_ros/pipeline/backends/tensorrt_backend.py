@@ -225,7 +225,8 @@ def calibration_identity(data: str) -> str:
 
 def engine_key_fields(weights_sha256: str, precision: str, imgsz: int, batch: int,
                       dla_core: int, tensorrt_version: str, device: DeviceIdentity,
-                      ultralytics: str, calibration: Optional[str] = None) -> Dict[str, Any]:
+                      ultralytics: str, calibration: Optional[str] = None,
+                      nms_free: bool = False) -> Dict[str, Any]:
     """Return everything a serialized engine depends on: any change means another engine.
 
     A plan only loads on the TensorRT version and GPU (compute capability) that built it, a DLA
@@ -238,7 +239,7 @@ def engine_key_fields(weights_sha256: str, precision: str, imgsz: int, batch: in
         'dla_core': int(dla_core) if dla_core >= 0 else 'gpu',
         'tensorrt': tensorrt_version, 'gpu': device.name,
         'compute_capability': device.compute_capability, 'jetson_module': device.module,
-        'ultralytics': ultralytics}
+        'ultralytics': ultralytics, 'nms_free': bool(nms_free)}
     if precision == 'int8':
         fields['int8_calibration'] = calibration
     return fields
@@ -257,7 +258,8 @@ def engine_export_request(model: ResolvedModel, config: 'DetectorConfig', precis
         half=precision == 'fp16', int8=int8,
         data=str(Path(config.int8_calibration_data).expanduser().resolve()) if int8 else '',
         device=export_device,
-        workspace_gb=config.workspace_gb if config.workspace_gb > 0 else None)
+        workspace_gb=config.workspace_gb if config.workspace_gb > 0 else None,
+        nms_free=config.nms_free)
 
 
 @dataclass
@@ -313,10 +315,9 @@ def prepare_engine(model: ResolvedModel, config: 'DetectorConfig', device: str, 
         raise BackendError(reason)
     trt = trt or runtime.import_tensorrt()
     caps = runtime.capabilities(trt)
-    reason = check_stack_supports(precision, config.dla_core, caps,
-                                  modelopt_available=(precision in ('fp16', 'int8') and not (
-                                      caps.fp16_builder_flag and caps.int8_builder_flag)
-                                      and modelopt_route_available()))
+    flags_missing = not (caps.fp16_builder_flag and caps.int8_builder_flag)
+    modelopt = precision in ('fp16', 'int8') and flags_missing and modelopt_route_available()
+    reason = check_stack_supports(precision, config.dla_core, caps, modelopt_available=modelopt)
     if reason:
         raise BackendError(reason)
     identity = runtime.device_identity(device)
@@ -326,7 +327,8 @@ def prepare_engine(model: ResolvedModel, config: 'DetectorConfig', device: str, 
     fields = engine_key_fields(
         sha256_of(model.path), precision, config.imgsz, config.batch, config.dla_core,
         caps.version, identity, ultralytics_version(),
-        calibration_identity(config.int8_calibration_data) if precision == 'int8' else None)
+        calibration_identity(config.int8_calibration_data) if precision == 'int8' else None,
+        nms_free=config.nms_free)
     cache = ArtifactCache(config.cache_root())
     target = 'gpu' if config.dla_core < 0 else f'dla{config.dla_core}'
     path = cache.path_for(f'{model.stem}-{precision}-{target}', fields, '.engine')

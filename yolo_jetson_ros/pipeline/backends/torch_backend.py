@@ -35,7 +35,8 @@ class TorchBackend(Backend):
     name = 'torch'
 
     def __init__(self, weights: Path, device: str = 'cpu', half: bool = False,
-                 imgsz: int = 640, batch: int = 1, cuda_graph: Optional[bool] = None):
+                 imgsz: int = 640, batch: int = 1, cuda_graph: Optional[bool] = None,
+                 nms_free: bool = False):
         super().__init__()
         try:
             import torch
@@ -49,7 +50,12 @@ class TorchBackend(Backend):
         self._torch = torch
         self._device = torch.device(device)
         try:
-            model, _ckpt = load_checkpoint(str(weights), device=self._device, fuse=True)
+            model, _ckpt = load_checkpoint(str(weights), device=self._device, fuse=False)
+            # Ultralytics' predict() default is the dense head + NMS for every model; the
+            # NMS-free one-to-one head (YOLO26, YOLOv10) only on request. Chosen before fusing.
+            if hasattr(model, 'end2end'):
+                model.end2end = bool(nms_free and model.end2end)
+            model = model.fuse()
         except Exception as exc:  # unpickling errors come in many types
             raise BackendError(f"cannot load PyTorch weights '{weights}': {exc}") from exc
         if half:

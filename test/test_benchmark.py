@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+# Copyright (C) 2026 yolo_jetson_ros contributors
+"""Smoke test of the benchmark on the CPU (onnxruntime): structure only, no timed assertions."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip('onnxruntime', reason='onnxruntime not installed')
+pytest.importorskip('ultralytics', reason='ultralytics not installed')
+
+
+def test_benchmark_cpu_smoke(yolo11n_pt: Path, coco128: Path, tmp_path: Path) -> None:
+    from yolo_jetson_ros import benchmark
+    out = tmp_path / 'bench'
+    rc = benchmark.main(['--model', str(yolo11n_pt), '--data', str(coco128 / 'coco128.yaml'),
+                         '--data-limit', '4', '--backends', 'onnxruntime', '--iterations', '3',
+                         '--warmup', '1', '--skip-node', '--skip-memory', '--out', str(out)])
+    assert rc == 0
+    report = json.loads((out / 'benchmark.json').read_text())
+    assert report['environment']['python']
+    (rec,) = report['results']
+    assert 'error' not in rec, rec.get('error')
+    assert rec['format'] == 'ONNX' and rec['size_mb'] > 0
+    assert 0.0 <= rec['map']['map50_95'] <= 1.0 and rec['map']['images'] == 4
+    for key in ('e2e_ms', 'preprocess_ms', 'inference_ms', 'postprocess_ms'):
+        assert rec['pipeline'][key]['p50'] > 0
+    assert rec['bare']['session_run']['p50'] > 0
+    assert rec['ultralytics_ms']['p50'] > 0
+    assert rec['ratios'], 'no ratios'
+    for name, value in rec['ratios'].items():
+        assert isinstance(value, float) and value > 0, name
+    text = (out / 'benchmark.md').read_text()
+    assert '| Format | Backend | Size (MB) | mAP50-95 |' in text
+    assert 'onnxruntime' in text and 'pipeline_over_bare_session_run' in text
+
+
+def test_parse_args_defaults() -> None:
+    from yolo_jetson_ros.benchmark import parse_args
+    args = parse_args(['--cameras', '1,2,4'])
+    assert args.cameras == [1, 2, 4] and args.imgsz == 640 and args.batch == 1

@@ -31,6 +31,8 @@ setup(
         'console_scripts': [
             f'detector_node = {PACKAGE}.node.detector_node:main',
             f'demo = {PACKAGE}.demo:main',
+            f'build_engine = {PACKAGE}.build_engine:main',
+            f'benchmark = {PACKAGE}.benchmark:main',
         ]
     },
 )

@@ -375,7 +375,23 @@ def render_markdown() -> str:
     return '\n'.join(rows) + '\n'
 
 
+README_BEGIN = '<!-- parameters:begin (generated: python -m yolo_jetson_ros.parameters readme) -->'
+README_END = '<!-- parameters:end -->'
+
+
+def update_readme(text: str) -> str:
+    """Return the README text with the table between its markers regenerated."""
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    return f'{head}{README_BEGIN}\n{render_markdown()}{README_END}{tail}'
+
+
 if __name__ == '__main__':
     import sys
-
-    print(render_yaml() if sys.argv[1:] == ['yaml'] else render_markdown(), end='')
+    from pathlib import Path
+    what = sys.argv[1] if len(sys.argv) > 1 else 'markdown'
+    if what == 'readme':  # rewrite README.md (run from the repository root)
+        readme = Path('README.md')
+        readme.write_text(update_readme(readme.read_text()))
+    else:
+        print(render_yaml() if what == 'yaml' else render_markdown(), end='')

@@ -42,6 +42,7 @@ from .features import RosFeaturesMixin
 from ..parameters import (
     BY_NAME, check_value, PARAMETERS, ParamSpec, parse_classes, resolve_classes
 )
+from ..pipeline.backends.tensorrt_backend import dla_core_count, validate_tensorrt_request
 from ..pipeline.detector import build_detector, ConfigurationError, Detector, DetectorConfig
 from ..pipeline.image_codec import ImageFormatError
 from ..pipeline.postprocess import NmsSettings
@@ -118,21 +119,21 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
         return SetParametersResult(successful=True)
 
     def _check_combination(self, proposed: Dict[str, Any]) -> Optional[str]:
-        """Reject combinations of structural values that can never build."""
+        """Reject combinations of structural values that can never build on this machine."""
 
         def value(name: str) -> Any:
             return proposed[name] if name in proposed else self.param(name)
 
-        if value('dla_core') >= 0 and value('precision') == 'fp32':
-            return 'dla_core: DLA runs fp16 or int8 only; set precision fp16/int8 or dla_core -1'
-        if value('dla_core') >= 0 and value('backend') not in ('auto', 'tensorrt'):
-            return 'dla_core: DLA needs the tensorrt backend'
-        if value('precision') == 'int8' and not value('int8_calibration_data'):
-            return (
-                'precision: int8 needs int8_calibration_data (a dataset yaml or image folder '
-                'of >= 300 representative images)'
-            )
-        return None
+        backend, precision, dla_core = value('backend'), value('precision'), value('dla_core')
+        if backend not in ('auto', 'tensorrt'):
+            if dla_core >= 0:
+                return f'dla_core: DLA needs the tensorrt backend (backend is {backend})'
+            if precision == 'int8':
+                return f'precision: int8 needs the tensorrt backend (backend is {backend})'
+            return None
+        reason = validate_tensorrt_request('fp16' if precision == 'auto' else precision, dla_core,
+                                           value('int8_calibration_data'), dla_core_count())
+        return None if reason is None else f'TensorRT: {reason}'
 
     def _apply_live(self, values: Dict[str, Any]) -> None:
         s = self._settings

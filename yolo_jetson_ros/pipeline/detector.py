@@ -158,12 +158,9 @@ def _ultralytics_version() -> str:
 
 
 def tensorrt_importable() -> bool:
-    """Return True when the TensorRT Python bindings can be imported."""
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Return True when the real TensorRT bindings (not only their typing stubs) import."""
+    from .tensorrt_runtime import tensorrt_available
+    return tensorrt_available()
 
 
 def choose_backend(config: DetectorConfig, model: ResolvedModel) -> Tuple[str, str]:

@@ -96,7 +96,7 @@ def generate_launch_description() -> LaunchDescription:
         arg('namespace', '', 'Node namespace'),
         arg('node_name', 'yolo_detector', 'Node name'),
         arg('params_file', os.path.join(share, 'config', 'detector.yaml'),
-            'YAML parameter file (its top-level key must match node_name, or use /**)'),
+            'YAML parameter file (key /** applies to any node name)'),
         arg('autostart', '', 'true: configure and activate at start-up' + keep),
         arg('log_level', 'info', 'Logging level'),
         arg('use_fastdds_profile', 'true',

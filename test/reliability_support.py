@@ -30,7 +30,7 @@ def node_parameters(model: Path, cache_dir: Path, **overrides: Any) -> List[Any]
     """Return parameter overrides for an onnxruntime-on-CPU detector of ``model``."""
     from rclpy.parameter import Parameter
     values: Dict[str, Any] = {'model': str(model), 'backend': 'onnxruntime', 'device': 'cpu',
-                              'engine_cache_dir': str(cache_dir), 'threads': 1}
+                              'engine_cache_dir': str(cache_dir)}
     values.update(overrides)
     return [Parameter(k, value=v) for k, v in values.items()]
 
@@ -156,6 +156,18 @@ def process_figures() -> Dict[str, int]:
     proc = psutil.Process()
     return {'threads': threading.active_count(), 'os_threads': proc.num_threads(),
             'fds': proc.num_fds(), 'rss': proc.memory_info().rss}
+
+
+def report(request: Any, line: str) -> None:
+    """Show a figure in the test run's output even when the test passes (capture bypassed)."""
+    plugins = request.config.pluginmanager
+    reporter = plugins.get_plugin('terminalreporter')
+    capture = plugins.get_plugin('capturemanager')
+    if reporter is None or capture is None:
+        print(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(f'[figures] {request.node.name}: {line}')
 
 
 def chunks(total: int, size: int) -> Iterator[range]:

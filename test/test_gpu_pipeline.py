@@ -32,7 +32,7 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def assert_same_detections(ref: np.ndarray, got: np.ndarray, score_tol: float = 0.01,
                            min_iou: float = 0.99) -> None:
-    """Same count, same classes, boxes IoU >= min_iou, scores within score_tol."""
+    """Assert the same count and classes, boxes IoU >= min_iou, scores within score_tol."""
     assert got.shape == ref.shape, (ref, got)
     if not len(ref):
         return
@@ -56,7 +56,7 @@ def device_settings(settings: NmsSettings, nc: int, device: str = 'cpu') -> Devi
 
 
 def random_dense(seed: int, nc: int = 80, anchors: int = 2000, batch: int = 2) -> np.ndarray:
-    """A dense (B, 4 + nc, A) output with clustered, overlapping boxes."""
+    """Return a dense (B, 4 + nc, A) output with clustered, overlapping boxes."""
     rng = np.random.default_rng(seed)
     out = np.zeros((batch, 4 + nc, anchors), np.float32)
     centres = rng.uniform(50, 590, (batch, 2, 40))

@@ -15,7 +15,7 @@ from typing import Any, Dict
 import cv2
 import pytest
 
-from reliability_support import fresh_node, Graph, image_msg, process_figures
+from reliability_support import fresh_node, Graph, image_msg, process_figures, report
 
 pytestmark = pytest.mark.integration
 
@@ -52,13 +52,14 @@ def run_cycles(context: Any, model: Path, cache: Path, image: Any, cycles: int) 
         graph.close()
 
 
-def check_flat(figures: Dict[str, Any]) -> None:
+def check_flat(figures: Dict[str, Any], request: Any) -> None:
     """Assert no growth in threads and fds, and RSS within the tolerance, after the warm-up."""
     before, after = figures['baseline'], figures['final']
-    print(f'\n{figures["cycles"]} lifecycle cycles: threads {before["threads"]} -> '
-          f'{after["threads"]} (OS {before["os_threads"]} -> {after["os_threads"]}), fds '
-          f'{before["fds"]} -> {after["fds"]}, RSS {before["rss"] / 2**20:.1f} -> '
-          f'{after["rss"] / 2**20:.1f} MiB')
+    report(request,
+           f'{figures["cycles"]} lifecycle cycles: threads {before["threads"]} -> '
+           f'{after["threads"]} (OS {before["os_threads"]} -> {after["os_threads"]}), fds '
+           f'{before["fds"]} -> {after["fds"]}, RSS {before["rss"] / 2**20:.1f} -> '
+           f'{after["rss"] / 2**20:.1f} MiB')
     assert after['threads'] <= before['threads'], 'Python threads leak per cycle'
     assert after['os_threads'] <= before['os_threads'], 'native threads leak per cycle'
     assert after['fds'] <= before['fds'], 'file descriptors leak per cycle'
@@ -72,18 +73,16 @@ def small_image(sample_images: Any) -> Any:
 
 
 def test_lifecycle_cycles_do_not_leak(rclpy_context: Any, yolo11n_pt: Path, cache_dir: Path,
-                                      small_image: Any, record_property: Any) -> None:
+                                      small_image: Any, request: Any) -> None:
     """40 cycles: threads, fds and RSS flat after the first 10."""
     figures = run_cycles(rclpy_context, yolo11n_pt, cache_dir, small_image, 40)
-    record_property('figures', repr(figures))
-    check_flat(figures)
+    check_flat(figures, request)
 
 
 @pytest.mark.soak
 @pytest.mark.skipif(not SOAK, reason='soak test: run with `make soak` (YOLO_JETSON_ROS_SOAK=1)')
 def test_lifecycle_cycles_soak(rclpy_context: Any, yolo11n_pt: Path, cache_dir: Path,
-                               small_image: Any, record_property: Any) -> None:
+                               small_image: Any, request: Any) -> None:
     """1000 cycles: threads, fds and RSS flat after the first 10."""
     figures = run_cycles(rclpy_context, yolo11n_pt, cache_dir, small_image, 1000)
-    record_property('figures', repr(figures))
-    check_flat(figures)
+    check_flat(figures, request)

@@ -375,7 +375,7 @@ def test_config_yaml_and_readme_table_match_declared_parameters(rclpy_context) -
     assert set(declared) == ours, 'declared parameters differ from parameters.PARAMETERS'
     assert all(descriptions[s.name] == s.description for s in PARAMETERS)
     config = yaml.safe_load((REPO / 'config' / 'detector.yaml').read_text())
-    values = config['yolo_detector']['ros__parameters']
+    values = config['/**']['ros__parameters']
     assert set(values) == ours, 'config/detector.yaml: regenerate with ' \
         '`python -m yolo_jetson_ros.parameters yaml > config/detector.yaml`'
     defaults = {s.name: s.default for s in PARAMETERS}

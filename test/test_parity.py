@@ -26,7 +26,7 @@ COCO_SAMPLES = ('000000000009.jpg', '000000000025.jpg', '000000000030.jpg', '000
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of two sets of xyxy boxes."""
+    """Return the IoU matrix of two sets of xyxy boxes."""
     tl = np.maximum(a[:, None, :2], b[None, :, :2])
     br = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.prod(np.clip(br - tl, 0, None), axis=2)

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from yolo_jetson_ros.pipeline.detections import Detections
-from yolo_jetson_ros.pipeline.postprocess import decode, is_end2end_output, NmsSettings, nms_xyxy
+from yolo_jetson_ros.pipeline.postprocess import decode, is_end2end_output, nms_xyxy, NmsSettings
 from yolo_jetson_ros.pipeline.preprocess import Letterboxer, LetterboxGeometry
 
 torch = pytest.importorskip('torch', reason='torch not installed')
 augment = pytest.importorskip('ultralytics.data.augment', reason='ultralytics not installed')
-from ultralytics.utils import nms as ul_nms, ops as ul_ops  # noqa: E402
+ul_nms = pytest.importorskip('ultralytics.utils.nms', reason='ultralytics not installed')
+ul_ops = pytest.importorskip('ultralytics.utils.ops', reason='ultralytics not installed')
 
 SIZES = [(1080, 810), (720, 1280), (480, 640), (1, 1), (33, 4000), (640, 640), (17, 5)]
 

@@ -110,7 +110,8 @@ def load_dataset(data: Path, limit: int = 0) -> Tuple[List[Path], Dict[int, str]
     for entry in (val if isinstance(val, list) else [val]):
         p = Path(entry)
         if p.is_dir():
-            paths += sorted(x for x in p.rglob('*') if x.suffix.lower() in ('.jpg', '.jpeg', '.png'))
+            paths += sorted(x for x in p.rglob('*')
+                            if x.suffix.lower() in ('.jpg', '.jpeg', '.png'))
         elif p.suffix == '.txt':
             paths += [Path(line.strip()) for line in p.read_text().splitlines() if line.strip()]
     if limit:
@@ -135,7 +136,7 @@ def load_labels(image: Path, hw: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarra
 
 def match_predictions(pred_cls: np.ndarray, true_cls: np.ndarray, iou: np.ndarray,
                       iouv: np.ndarray) -> np.ndarray:
-    """Ultralytics' DetectionValidator.match_predictions (greedy, without scipy)."""
+    """Return the (N, 10) true-positive matrix as Ultralytics' DetectionValidator (no scipy)."""
     correct = np.zeros((pred_cls.shape[0], iouv.shape[0]), dtype=bool)
     iou = iou * (true_cls[:, None] == pred_cls[None, :])
     for i, threshold in enumerate(iouv):
@@ -325,7 +326,7 @@ def node_benchmark(spec: str, args: argparse.Namespace, frames: Sequence[np.ndar
     """
     import rclpy
     from rclpy.context import Context
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from rclpy.qos import qos_profile_sensor_data, QoSProfile
@@ -365,7 +366,8 @@ def node_benchmark(spec: str, args: argparse.Namespace, frames: Sequence[np.ndar
             for t in topics]
     subs = [io.create_subscription(Detection2DArray, o, lambda m, c=c: on_dets(c, m), 10)
             for c, o in enumerate(outputs)]
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    # as detector_node.main() runs it: one executor thread; inference runs in the node's worker
+    executor = SingleThreadedExecutor(context=context)
     executor.add_node(detector_node)
     executor.add_node(io)
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -449,6 +451,9 @@ def node_benchmark(spec: str, args: argparse.Namespace, frames: Sequence[np.ndar
                           published=published, received=sum(received),
                           offered_fps_per_camera=paced_hz)
     finally:
+        snap = detector_node.counters.snapshot()
+        result['node_counters'] = {k: getattr(snap, k) for k in (
+            'received', 'processed', 'dropped', 'bad_input', 'inference_errors', 'last_error')}
         detector_node.stop()
         executor.shutdown()
         detector_node.destroy_node()
@@ -545,7 +550,6 @@ def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
         rec['pipeline']['device_breakdown_ms'] = breakdown
     rec['bare'] = bare_forward(detector, args.iterations, args.warmup)
     detector.close()
-    del detector
     if not args.skip_ultralytics:
         try:
             rec['ultralytics_ms'] = ultralytics_predict(spec, args, frames, args.iterations,
@@ -619,9 +623,9 @@ def markdown(report: Dict[str, Any]) -> str:
     env = report['environment']
     lines = [f"# Benchmark ({env['date']})", '',
              ', '.join(f'{k} {v}' for k, v in env.items() if k not in ('date', 'command')), '',
-             f"Command: `{env['command']}`", '',
+             'Command: `' + env['command'] + '`', '',
              f"Model `{report['model']}`, imgsz {report['imgsz']}, batch {report['batch']}, "
-             f"frames {FRAME_HW[1]}x{FRAME_HW[0]} bgr8; p50 values in ms.", '',
+             f'frames {FRAME_HW[1]}x{FRAME_HW[0]} bgr8; p50 values in ms.', '',
              '| Format | Backend | Size (MB) | mAP50-95 | Inference ms/im | Pre ms | Post ms '
              '| Pipeline e2e ms | Bare forward ms | Ultralytics predict ms | Node p50 / p99 ms '
              '| Node fps |',
@@ -645,8 +649,8 @@ def markdown(report: Dict[str, Any]) -> str:
     lines += ['', '## Ratios (p50)', '']
     for rec in report['results']:
         if rec.get('ratios'):
-            lines.append(f"- {rec['spec']}: " + ', '.join(f'{k} {v:.2f}'
-                                                         for k, v in rec['ratios'].items()))
+            pairs = ', '.join(f'{k} {v:.2f}' for k, v in rec['ratios'].items())
+            lines.append(f"- {rec['spec']}: {pairs}")
     lines += ['', '## Cameras through the node (30 fps each offered, batch = cameras)', '',
               '| Backend | Cameras | fps total | fps per camera | latency p50 / p99 ms |',
               '| --- | --- | --- | --- | --- |']

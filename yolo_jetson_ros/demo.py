@@ -164,7 +164,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             latency_ms = (time.perf_counter() - sent) * 1e3
             latencies.append(latency_ms)
             items = ', '.join(
-                f'{names.get(int(d.results[0].hypothesis.class_id), d.results[0].hypothesis.class_id)}'
+                f'{_label(names, d.results[0].hypothesis.class_id)}'
                 f' {d.results[0].hypothesis.score:.2f} '
                 f'[{d.bbox.center.position.x:.0f},{d.bbox.center.position.y:.0f} '
                 f'{d.bbox.size_x:.0f}x{d.bbox.size_y:.0f}]' for d in result.detections)
@@ -192,6 +192,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         demo.destroy_node()
         rclpy.try_shutdown()
     return rc
+
+
+def _label(names: Dict[int, str], class_id: str) -> str:
+    return names.get(int(class_id), class_id)
 
 
 def _relay(proc: 'subprocess.Popen[str]') -> None:

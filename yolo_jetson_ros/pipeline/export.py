@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import json
 import os
 from pathlib import Path
-import re
 import queue
+import re
 import shutil
 import signal
 import subprocess

@@ -25,8 +25,8 @@ always those of greedy NMS.
 The same code runs on the CPU device (tests use that); there is no pinned memory or graph then.
 """
 
-import time
 from dataclasses import dataclass
+import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np

@@ -82,7 +82,7 @@ class TorchBackend(Backend):
                                         use_graph=cuda_graph)
 
     def forward(self, tensor: 'torch.Tensor') -> 'torch.Tensor':
-        """Run the model on a device tensor (B, 3, H, W) of the model's dtype; return its output."""
+        """Run the model on a device tensor (B, 3, H, W) of its dtype; return the raw output."""
         out = self.model(tensor)
         return out[0] if isinstance(out, (list, tuple)) else out
 

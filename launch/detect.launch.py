@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Start the YOLO detector lifecycle node.
+"""
+Start the YOLO detector lifecycle node.
 
     ros2 launch yolo_jetson_ros detect.launch.py model:=yolo11n image:=/camera/image_raw
     ros2 launch yolo_jetson_ros detect.launch.py precision:=fp16 dla_core:=0 autostart:=true

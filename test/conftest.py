@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Shared fixtures: sample images, model files, a cache folder, an rclpy context.
+"""
+Shared fixtures: sample images, model files, a cache folder, an rclpy context.
 
 Data is never copied into the repository: sample images come from the Ultralytics wheel's
 assets folder and from ``../shared`` (set ``YOLO_JETSON_ROS_SHARED`` to point elsewhere).

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""A FAKE ``tensorrt`` module for tests. It is NOT NVIDIA TensorRT and runs no TensorRT code.
+"""
+A FAKE ``tensorrt`` module for tests. It is NOT NVIDIA TensorRT and runs no TensorRT code.
 
 It implements exactly the subset of the TensorRT 10 Python API that
 ``yolo_jetson_ros.pipeline.tensorrt_runtime`` uses, with the same class, method, attribute and
@@ -289,7 +290,8 @@ class Runtime:
 def _make_plan(inputs: Sequence[Dict[str, Any]], outputs: Sequence[Dict[str, Any]],
                onnx: Optional[str] = None, rows: Optional[Sequence[Sequence[float]]] = None,
                dla_core: Optional[int] = None, version: Optional[str] = None) -> bytes:
-    """Return fake plan bytes (test control, not TensorRT API).
+    """
+    Return fake plan bytes (test control, not TensorRT API).
 
     ``inputs``/``outputs``: dicts with ``name``, ``shape``, ``dtype`` (a :class:`DataType` name)
     and, for dynamic inputs, ``profile`` ``[min, opt, max]``.

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Helpers shared by the reliability tests: an in-process graph around one detector node.
+"""
+Helpers shared by the reliability tests: an in-process graph around one detector node.
 
 The node under test and a probe node (image publisher, detections subscriber) live in one rclpy
 context and are spun by one executor in the test's thread, so every callback exception surfaces
@@ -92,7 +93,8 @@ class Graph:
         self._old_hook(args)
 
     def spin_until(self, predicate: Callable[[], bool], timeout_s: float = 60.0) -> bool:
-        """Spin until ``predicate()`` holds; return whether it did before the deadline.
+        """
+        Spin until ``predicate()`` holds; return whether it did before the deadline.
 
         The deadline only stops a broken run from hanging; no test asserts on timing.
         """

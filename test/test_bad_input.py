@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""A corpus of bad frames through a real rclpy graph: each is counted, none stops the node.
+"""
+A corpus of bad frames through a real rclpy graph: each is counted, none stops the node.
 
 The node (onnxruntime on the CPU) and a probe publisher live in one process and one executor,
 spun by the test's thread, so an exception escaping any callback fails the test. After every bad

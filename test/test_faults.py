@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Faults at configure: each one fails configure with its reason logged, none crashes the node.
+"""
+Faults at configure: each one fails configure with its reason logged, none crashes the node.
 
 After the cause is fixed, the same node (same process, same context) configures successfully:
 a failed configure must leave nothing behind that gets in the way of the next one.

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Property-based fuzzing of the image decoder and of parameter validation (hypothesis).
+"""
+Property-based fuzzing of the image decoder and of parameter validation (hypothesis).
 
 ``decode_image`` must return a correct HxWx3 uint8 image or raise ``ImageFormatError``, never any
 other exception, whatever encoding, size, step or buffer it is handed. ``check_value`` and

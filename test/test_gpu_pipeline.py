@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""The fused GPU pre/post-processing, run with torch on the CPU against the NumPy pipeline.
+"""
+The fused GPU pre/post-processing, run with torch on the CPU against the NumPy pipeline.
 
 CUDA-only parts (pinned staging, CUDA-graph capture and replay) run when a GPU is present.
 """

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""The non-bgr8 encodings of pipeline/image_codec against OpenCV and against cv_bridge.
+"""
+The non-bgr8 encodings of pipeline/image_codec against OpenCV and against cv_bridge.
 
 The OpenCV comparisons always run; the cv_bridge ones only where ROS 2's cv_bridge is installed.
 """

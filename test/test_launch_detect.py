@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""launch_testing test of launch/detect.launch.py against the installed package.
+"""
+launch_testing test of launch/detect.launch.py against the installed package.
 
 Starts the launch file (IncludeLaunchDescription), drives the lifecycle node through its
 change_state service, publishes bus.jpg and waits for detections. Needs launch_testing and

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Lifecycle cycling: configure -> activate -> deactivate -> cleanup, again and again.
+"""
+Lifecycle cycling: configure -> activate -> deactivate -> cleanup, again and again.
 
 After the first 10 cycles (imports, allocator pools and caches settle) the process must not grow:
 the same threads, the same file descriptors, RSS within 5 %. The CI version runs 40 cycles; the

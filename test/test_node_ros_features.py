@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""ROS 2 integration features of the detector node on a real rclpy graph and a real model.
+"""
+ROS 2 integration features of the detector node on a real rclpy graph and a real model.
 
 LabelInfo, the debug image, /diagnostics, tracking, compressed input, QoS matching and live
 parameter tuning. The node and a probe node share one rclpy context and one

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Our pipeline against Ultralytics' predict() and val() on real images and real weights.
+"""
+Our pipeline against Ultralytics' predict() and val() on real images and real weights.
 
 The reference is ``YOLO(weights).predict(image, rect=False)``: the fixed imgsz x imgsz letterbox
 that exported models (ONNX, TensorRT) need and that our every backend uses, so all backends give
@@ -114,7 +115,8 @@ def test_detections_match_ultralytics_predict(model, backend, detectors, sample_
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_untrained_yolov8n_raw_output_matches_ultralytics(backend, detectors, untrained_yolov8n,
                                                           sample_images) -> None:
-    """An untrained YOLOv8n: our backend's raw head output equals Ultralytics' on the same input.
+    """
+    An untrained YOLOv8n: our backend's raw head output equals Ultralytics' on the same input.
 
     Its scores are nearly all tied (no training), so comparing NMS survivors would only compare
     tie-breaking; the decode/NMS semantics are covered by test_pipeline_units.py.
@@ -165,7 +167,8 @@ def _val_style_load(image: np.ndarray, imgsz: int = 640) -> 'tuple[np.ndarray, f
 
 
 def _dataset_map(detector: Detector, coco128: Path, val_loading: bool = False) -> float:
-    """Return mAP50-95 over coco128 through our pipeline, with Ultralytics val's settings.
+    """
+    Return mAP50-95 over coco128 through our pipeline, with Ultralytics val's settings.
 
     ``val_loading`` does what Ultralytics' val does differently from predict() (and this node):
     it pre-resizes images with INTER_AREA and scores boxes without clipping them to the image.
@@ -217,7 +220,8 @@ def _dataset_map(detector: Detector, coco128: Path, val_loading: bool = False) -
 
 
 def test_map_on_coco128_matches_ultralytics_val(detectors, coco128, cache_dir) -> None:
-    """mAP50-95 on coco128 through our pipeline vs Ultralytics' val of the same ONNX model.
+    """
+    mAP50-95 on coco128 through our pipeline vs Ultralytics' val of the same ONNX model.
 
     Ultralytics' val loads images with INTER_AREA downscaling and scores unclipped boxes;
     predict() (and this node) letterboxes with INTER_LINEAR and clips boxes to the image. Done

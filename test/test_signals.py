@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Shutdown by signal: the node process exits 0, kills its exporter, leaves no partial file.
+"""
+Shutdown by signal: the node process exits 0, kills its exporter, leaves no partial file.
 
 The node runs as ``python -m yolo_jetson_ros.node.detector_node`` with autostart and an empty
 cache, so configure starts an ONNX export in a child process; SIGINT or SIGTERM arrives while the

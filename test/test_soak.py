@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Long runs of frames: flat memory, and a fast publisher never grows a queue.
+"""
+Long runs of frames: flat memory, and a fast publisher never grows a queue.
 
 Every frame is accounted for: ``received == processed + dropped + bad_input (+ pending <= 1)``.
 The CI version runs 300 frames; the ``soak`` version 10 000 (only with

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""The TensorRT engine path, tested without TensorRT.
+"""
+The TensorRT engine path, tested without TensorRT.
 
 No machine here has TensorRT or a GPU. ``fake_tensorrt`` (a FAKE module, see its docstring)
 stands in for ``tensorrt``; its plans run the real Ultralytics ONNX export of the trained YOLO11n
@@ -93,7 +94,8 @@ def ultralytics_metadata(names: Dict[int, str], imgsz: int, batch: int, half: bo
 
 
 class FakeExporter:
-    """Replaces ``run_export`` where a real engine build needs TensorRT and a GPU.
+    """
+    Replaces ``run_export`` where a real engine build needs TensorRT and a GPU.
 
     Writes the Ultralytics header and a fake plan for the fake TensorRT version currently
     installed. ``mode``: 'ok'; 'garbage' (bytes TensorRT refuses); 'hang' (write half a file,
@@ -450,7 +452,8 @@ def test_damaged_cached_engine_is_rebuilt_with_a_warning(
 @pytest.mark.parametrize('damage', ['other-tensorrt-plan', 'truncated-plan', 'garbage-plan'])
 def test_plan_refused_by_tensorrt_is_stale_and_rebuilt(
         damage: str, exporter: FakeExporter, pt_model: ResolvedModel, tmp_path: Path) -> None:
-    """deserialize_cuda_engine returning None is a stale engine: removed, rebuilt once, warned.
+    """
+    deserialize_cuda_engine returning None is a stale engine: removed, rebuilt once, warned.
 
     The file is rewritten together with its sidecar, so only TensorRT can tell it is bad.
     """
@@ -1047,7 +1050,8 @@ def _ultralytics_reference(weights: Path, image: np.ndarray) -> Tuple[np.ndarray
 def test_onnx_export_and_fake_engine_match_ultralytics_predict(
         exporter: FakeExporter, onnx_export: Path, pt_model: ResolvedModel, tmp_path: Path,
         sample_images: Dict[str, np.ndarray]) -> None:
-    """The ONNX that becomes the engine detects on bus.jpg what the .pt predicts (IoU >= 0.99).
+    """
+    The ONNX that becomes the engine detects on bus.jpg what the .pt predicts (IoU >= 0.99).
 
     The fake engine runs that same ONNX through the TensorRT seam (header, runtime, buffers,
     pointers, decode), so its detections must be identical to ONNX Runtime's.

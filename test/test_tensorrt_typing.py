@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""The TensorRT seam and the fake TensorRT, checked against NVIDIA's API as the stubs describe it.
+"""
+The TensorRT seam and the fake TensorRT, checked against NVIDIA's API as the stubs describe it.
 
 The ``tensorrt-stubs`` wheel (generated from TensorRT 10.13's bindings) installs
 ``tensorrt/__init__.pyi`` and ``tensorrt_bindings/*.pyi`` without a ``py.typed`` marker, so mypy
@@ -256,7 +257,8 @@ def _check_class(index: StubIndex, qualname: str, fake_class: type, stub_class: 
 
 
 def test_fake_offers_only_what_the_stubs_declare(stubs: Path) -> None:
-    """Every public class, method, property and attribute of the fake exists in TensorRT 10.13.
+    """
+    Every public class, method, property and attribute of the fake exists in TensorRT 10.13.
 
     Methods must take the same parameter names as (a prefix of) one of the stub's overloads.
     """

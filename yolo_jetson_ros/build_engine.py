@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Prebuild a TensorRT engine into the node's cache, so the node's first configure is fast.
+"""
+Prebuild a TensorRT engine into the node's cache, so the node's first configure is fast.
 
 ``ros2 run yolo_jetson_ros build_engine --model yolo11n --precision fp16 --dla-core 0``
 

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""The node's parameters as data: defaults, ranges, descriptions, and their validation.
+"""
+The node's parameters as data: defaults, ranges, descriptions, and their validation.
 
 Pure Python (no rclpy), so the README table, ``config/detector.yaml`` and the node are checked
 against one source, and validation is unit-tested without ROS.

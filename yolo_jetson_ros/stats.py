@@ -115,7 +115,8 @@ class FrameCounters:
             return dict(self._counts)
 
     def check_header(self, frame_id: str, stamp_ns: int) -> List[str]:
-        """Count the header anomalies of one frame of this source; return their counter names.
+        """
+        Count the header anomalies of one frame of this source; return their counter names.
 
         Neither anomaly makes the frame unusable (the detections keep the header as it came),
         but both deserve a warning: see :data:`HEADER_WARNINGS`.

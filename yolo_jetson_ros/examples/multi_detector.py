@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Several detector nodes in one process, spun by one MultiThreadedExecutor.
+"""
+Several detector nodes in one process, spun by one MultiThreadedExecutor.
 
     python -m yolo_jetson_ros.examples.multi_detector /cam0/image_raw /cam1/image_raw \
         --model yolo11n --backend onnxruntime

@@ -22,7 +22,8 @@ except ImportError:  # pragma: no cover - depends on the installed vision_msgs
 
 
 def image_to_array(msg: Image) -> Tuple[np.ndarray, bool]:
-    """Return ``(HxWx3 uint8, is_bgr)`` for a sensor_msgs/Image, a zero-copy view for bgr8/rgb8.
+    """
+    Return ``(HxWx3 uint8, is_bgr)`` for a sensor_msgs/Image, a zero-copy view for bgr8/rgb8.
 
     Raises ``ImageFormatError`` when encoding, size, step and data disagree.
     """
@@ -32,7 +33,8 @@ def image_to_array(msg: Image) -> Tuple[np.ndarray, bool]:
 
 
 def compressed_to_array(msg: CompressedImage) -> Tuple[np.ndarray, bool]:
-    """Decode a sensor_msgs/CompressedImage (jpeg/png) into ``(HxWx3 uint8 BGR, True)``.
+    """
+    Decode a sensor_msgs/CompressedImage (jpeg/png) into ``(HxWx3 uint8 BGR, True)``.
 
     Raises ``ImageFormatError`` for an empty or undecodable payload.
     """
@@ -56,7 +58,8 @@ def message_to_array(msg: Any) -> Tuple[np.ndarray, bool]:
 
 def label_info_msg(names: Mapping[int, str], threshold: float,
                    header: Optional[Header] = None) -> Any:
-    """Build a vision_msgs/LabelInfo: class_map (uint16 index + name) and threshold = conf.
+    """
+    Build a vision_msgs/LabelInfo: class_map (uint16 index + name) and threshold = conf.
 
     Returns None when the installed vision_msgs has no LabelInfo (4.0.0).
     """
@@ -84,7 +87,8 @@ def array_to_image(image: np.ndarray, header: Header, encoding: str = 'bgr8') ->
 
 
 def detections_to_msg(detections: Detections, header: Header) -> Detection2DArray:
-    """Build a Detection2DArray: the image's header unchanged, boxes in original-image pixels.
+    """
+    Build a Detection2DArray: the image's header unchanged, boxes in original-image pixels.
 
     ``results[0].hypothesis.class_id`` is the class index as a decimal string (Isaac ROS'
     convention; names come on the LabelInfo topic), ``id`` the track id when tracking

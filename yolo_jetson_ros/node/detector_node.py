@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""The YOLO detector lifecycle node.
+"""
+The YOLO detector lifecycle node.
 
 configure: resolve the model, build or load the backend (ONNX export / TensorRT engine from the
 cache), allocate buffers, warm up. activate: subscribe to the image topic(s) and publish
@@ -11,6 +12,7 @@ parameters while inference runs.
 """
 
 from dataclasses import dataclass, field
+import gc
 import signal
 import threading
 import time
@@ -209,6 +211,11 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
             self._release()
             return TransitionCallbackReturn.FAILURE
         self._configured = True
+        # Hundreds of thousands of long-lived objects (torch, Ultralytics, the model) make every
+        # full garbage collection a ~100 ms stop of all threads; freezing them after configure
+        # keeps such pauses out of the frame loop. cleanup unfreezes so the old model can go.
+        gc.collect()
+        gc.freeze()
         log.info(
             f'configured in {time.monotonic() - t0:.1f} s: {detector.backend.describe()}; '
             f'{class_names_summary(detector.names)}; '
@@ -286,6 +293,8 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
         if self._detector is not None:
             self._detector.close()
             self._detector = None
+        if self._configured:
+            gc.unfreeze()
         self._configured = False
 
     # ------------------------------------------------------------------ frames

@@ -33,7 +33,8 @@ class HealthReporter:
 
     def status(self, counters: FrameCounters, state: str, describe: DetectorDescription,
                failure: str = '') -> DiagnosticStatus:
-        """Return the status for this period.
+        """
+        Return the status for this period.
 
         ``state`` is the lifecycle state label; ``failure`` a reason why the node is not running
         although it should (ERROR).

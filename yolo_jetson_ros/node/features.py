@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""The detector node's outputs beyond detections: LabelInfo, debug image, diagnostics, tracking.
+"""
+The detector node's outputs beyond detections: LabelInfo, debug image, diagnostics, tracking.
 
 A mixin of :class:`~yolo_jetson_ros.node.detector_node.YoloDetectorNode`, kept apart so the frame
 path in the node stays short. It uses the node's ``param()``, ``_detector``, ``_cameras``,

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Multi-object tracking on top of our detections with Ultralytics' ByteTrack / BoT-SORT.
+"""
+Multi-object tracking on top of our detections with Ultralytics' ByteTrack / BoT-SORT.
 
 The trackers come from ``ultralytics.trackers`` with the configuration yaml that ships inside the
 ultralytics package (``cfg/trackers/bytetrack.yaml`` / ``botsort.yaml``); they are fed with
@@ -83,7 +84,8 @@ class Tracker:
         self.kind = kind
 
     def update(self, detections: Detections, image: Optional[np.ndarray] = None) -> Detections:
-        """Associate ``detections`` with the tracks; untracked detections get track id -1.
+        """
+        Associate ``detections`` with the tracks; untracked detections get track id -1.
 
         ``image`` (BGR, the frame the detections come from) is used by BoT-SORT's global motion
         compensation; ByteTrack ignores it.

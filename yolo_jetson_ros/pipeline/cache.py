@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""A cache of built artifacts (ONNX exports, TensorRT engines) keyed by what they depend on.
+"""
+A cache of built artifacts (ONNX exports, TensorRT engines) keyed by what they depend on.
 
 Each artifact ``<stem>-<key><suffix>`` has a JSON sidecar ``<...>.json`` holding the full key
 fields. Builds write to ``<file>.tmp-<pid>`` and are renamed into place only once complete, so a
@@ -64,7 +65,8 @@ class ArtifactCache:
         return path.with_name(path.name + '.json')
 
     def lookup(self, path: Path, fields: Mapping[str, Any]) -> Optional[Path]:
-        """Return ``path`` if it exists, is non-empty and its sidecar holds exactly ``fields``.
+        """
+        Return ``path`` if it exists, is non-empty and its sidecar holds exactly ``fields``.
 
         The sidecar also records the artifact's size and sha256 when it was published: a file
         truncated or altered since (a full disk, a crash of the file system, a copy cut short)
@@ -120,7 +122,8 @@ class ArtifactCache:
         force: bool = False,
         extra: Optional[Dict[str, Any]] = None,
     ) -> 'tuple[Path, bool]':
-        """Return ``(path, built)``: reuse a matching artifact, or ``build(tmp_path)`` and publish.
+        """
+        Return ``(path, built)``: reuse a matching artifact, or ``build(tmp_path)`` and publish.
 
         ``build`` must write the complete artifact to the path it is given. ``extra`` goes into
         the sidecar beside the key (e.g. build time, versions for humans).

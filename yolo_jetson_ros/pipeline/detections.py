@@ -9,7 +9,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Detections:
-    """Detections for one image, boxes in pixels of the ORIGINAL image (not the network input).
+    """
+    Detections for one image, boxes in pixels of the ORIGINAL image (not the network input).
 
     Attributes
     ----------

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""The detector: configuration in, a warmed-up pipeline out; images in, :class:`Detections` out.
+"""
+The detector: configuration in, a warmed-up pipeline out; images in, :class:`Detections` out.
 
 All slow work (model resolution, export, engine build, buffer allocation, warm-up) happens in
 :func:`build_detector`; :meth:`Detector.detect` only letterboxes into a preallocated input, runs
@@ -244,7 +245,8 @@ def _onnx_for(model: ResolvedModel, config: DetectorConfig, log: Log) -> Tuple[P
 def build_detector(
     config: DetectorConfig, log: Log = lambda _m: None, settings: Optional[NmsSettings] = None
 ) -> Detector:
-    """Resolve, build (or load from cache) and warm up the detector described by ``config``.
+    """
+    Resolve, build (or load from cache) and warm up the detector described by ``config``.
 
     Raises :class:`ConfigurationError` with a one-line reason on any failure.
     """

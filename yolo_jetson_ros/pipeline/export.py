@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Export Ultralytics weights (ONNX, TensorRT engine) in a child process.
+"""
+Export Ultralytics weights (ONNX, TensorRT engine) in a child process.
 
 Why a child process: the exporter imports torch and Ultralytics (gigabytes of memory a robot
 running ONNX Runtime or TensorRT never needs afterwards), TensorRT builds take minutes on a Jetson
@@ -85,7 +86,8 @@ def run_export(
     log: Callable[[str], None],
     timeout_s: Optional[float] = None,
 ) -> Dict[str, Any]:
-    """Run the exporter in a child process, streaming its output to ``log``; return its metadata.
+    """
+    Run the exporter in a child process, streaming its output to ``log``; return its metadata.
 
     The child is killed (and ``out`` removed) on timeout or when this process is interrupted.
     """

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Fused pre/post-processing in PyTorch: letterbox, inference and NMS on the device.
+"""
+Fused pre/post-processing in PyTorch: letterbox, inference and NMS on the device.
 
 Used by every backend that holds its model on a CUDA device (torch, TensorRT): the backend only
 supplies ``forward(input_tensor) -> output_tensor``. Per frame:
@@ -80,7 +81,8 @@ def resize_plan(source_hw: Tuple[int, int], resized_hw: Tuple[int, int],
 
 def letterbox_into(dst: torch.Tensor, src: torch.Tensor, geometry: LetterboxGeometry,
                    plan: ResizePlan, bgr: bool) -> None:
-    """Letterbox one HxWx3 uint8 device image into ``dst`` (3, H, W) as RGB in [0, 1].
+    """
+    Letterbox one HxWx3 uint8 device image into ``dst`` (3, H, W) as RGB in [0, 1].
 
     Bilinear resize in float32 (horizontal pass, then vertical, as OpenCV), rounded to uint8
     values like cv2.resize's output, then divided by 255 into ``dst``'s dtype; the border is
@@ -111,7 +113,8 @@ def xywh_to_xyxy(xywh: torch.Tensor) -> torch.Tensor:
 
 
 def exact_dense(pred: torch.Tensor, settings: NmsSettings) -> torch.Tensor:
-    """Decode one image's dense output (4 + nc, A) with greedy NMS (torchvision), eagerly.
+    """
+    Decode one image's dense output (4 + nc, A) with greedy NMS (torchvision), eagerly.
 
     Same semantics as :func:`yolo_jetson_ros.pipeline.postprocess.decode_dense` and
     ``ultralytics.utils.nms.non_max_suppression``; returns (N, 6) float32 on the device.
@@ -163,7 +166,8 @@ class DeviceSettings:
 
 def fixed_dense(pred: torch.Tensor, ds: DeviceSettings, k: int,
                 iterations: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Decode and NMS a dense batch (B, 4 + nc, A) with fixed shapes (CUDA-graph capturable).
+    """
+    Decode and NMS a dense batch (B, 4 + nc, A) with fixed shapes (CUDA-graph capturable).
 
     Returns ``rows`` (B, k, 6) with the kept boxes first in score order, ``count`` (B,),
     ``converged`` (B,) bool and ``overflow`` (B,) bool (more than ``k`` boxes passed ``conf``).
@@ -353,7 +357,8 @@ class GpuPipeline:
     # ------------------------------------------------------------------ the frame
     def detect(self, images: Sequence[np.ndarray], bgr: Sequence[bool],
                settings: NmsSettings) -> List[np.ndarray]:
-        """Detect on up to ``batch`` images; return one (N, 6) float32 array each, source pixels.
+        """
+        Detect on up to ``batch`` images; return one (N, 6) float32 array each, source pixels.
 
         Rows are x1, y1, x2, y2, score, class, sorted by score.
         """

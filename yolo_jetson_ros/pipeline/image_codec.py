@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Turn raw image buffers (sensor_msgs/Image fields) into HxWx3 uint8 arrays, zero-copy if able.
+"""
+Turn raw image buffers (sensor_msgs/Image fields) into HxWx3 uint8 arrays, zero-copy if able.
 
 Encodings follow ``sensor_msgs/image_encodings`` and cv_bridge's colour conversions:
 rgb8/bgr8 are viewed in place (rows of ``step`` bytes, padding honoured); the rest are converted
@@ -79,7 +80,8 @@ def decode_image(
     step: int,
     is_bigendian: bool = False,
 ) -> Tuple[np.ndarray, bool]:
-    """Return ``(image, is_bgr)``: an HxWx3 uint8 array (a view of ``data`` for bgr8/rgb8).
+    """
+    Return ``(image, is_bgr)``: an HxWx3 uint8 array (a view of ``data`` for bgr8/rgb8).
 
     Raises :class:`ImageFormatError` for unsupported encodings and for buffers inconsistent
     with ``height``, ``width`` and ``step``.

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Resolve the ``model`` parameter to a file: a path, or a name looked up in model folders.
+"""
+Resolve the ``model`` parameter to a file: a path, or a name looked up in model folders.
 
 Order for a name such as ``yolo11n``: ``<model_dir>/yolo11n.{pt,onnx}``, then the folder in
 ``$YOLO_JETSON_ROS_MODEL_DIR``, then Ultralytics' own download of the official weights into the

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Decode YOLO head outputs and run NMS, with Ultralytics' semantics, in NumPy.
+"""
+Decode YOLO head outputs and run NMS, with Ultralytics' semantics, in NumPy.
 
 Two output layouts exist (see ``ultralytics.utils.nms.non_max_suppression``):
 
@@ -53,7 +54,8 @@ def is_end2end_output(shape: Sequence[int]) -> bool:
 def nms_xyxy(
     boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, limit: int
 ) -> np.ndarray:
-    """Greedy NMS (torchvision.ops.nms semantics: suppress IoU > threshold); return kept indices.
+    """
+    Greedy NMS (torchvision.ops.nms semantics: suppress IoU > threshold); return kept indices.
 
     ``boxes`` (N, 4) xyxy, ``scores`` (N,). Stops once ``limit`` boxes are kept.
     """

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""Letterbox preprocessing with Ultralytics' semantics, into preallocated buffers.
+"""
+Letterbox preprocessing with Ultralytics' semantics, into preallocated buffers.
 
 The arithmetic matches ``ultralytics.data.augment.LetterBox`` (centred, scale-up allowed, pad
 value 114, INTER_LINEAR, Python's round() on the half paddings) and
@@ -40,7 +41,8 @@ class LetterboxGeometry:
         )
 
     def boxes_to_source(self, boxes_xyxy: np.ndarray, clip: bool = True) -> np.ndarray:
-        """Map (N, 4) xyxy boxes from network-input pixels to source pixels, in place.
+        """
+        Map (N, 4) xyxy boxes from network-input pixels to source pixels, in place.
 
         As ``scale_boxes``: subtract the padding, divide by the per-axis gain of the rounded
         resize, clip to the image (predict() clips; Ultralytics' val scores unclipped boxes).
@@ -58,7 +60,8 @@ class LetterboxGeometry:
 
 
 class Letterboxer:
-    """Turn uint8 HxWx3 images into the float32 NCHW RGB network input without per-frame allocs.
+    """
+    Turn uint8 HxWx3 images into the float32 NCHW RGB network input without per-frame allocs.
 
     Buffers (the padded canvas, the resize target of each source size seen, the input tensor) are
     allocated once; a new source size costs one allocation, then it is reused for every frame.

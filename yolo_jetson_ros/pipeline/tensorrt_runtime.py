@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""The one seam that touches the ``tensorrt`` module: engine files, deserialization, I/O, versions.
+"""
+The one seam that touches the ``tensorrt`` module: engine files, deserialization, I/O, versions.
 
 Nothing here imports ``tensorrt`` at module level. Every function takes the module object as an
 argument, so the ROS node imports this file on machines without TensorRT and tests pass a fake
@@ -54,7 +55,8 @@ class EngineFileError(BackendError):
 
 
 class StaleEngineError(BackendError):
-    """TensorRT refused the plan: built by another TensorRT version, GPU or DLA core, or corrupt.
+    """
+    TensorRT refused the plan: built by another TensorRT version, GPU or DLA core, or corrupt.
 
     ``messages`` holds what TensorRT's logger said while refusing (the actual reason).
     """
@@ -133,7 +135,8 @@ def read_engine_metadata(path: Path) -> Optional[Dict[str, Any]]:
 
 
 def encode_engine(metadata: Optional[Mapping[str, Any]], plan: bytes) -> bytes:
-    """Return the bytes of an engine file in Ultralytics' layout (no header when metadata is None).
+    """
+    Return the bytes of an engine file in Ultralytics' layout (no header when metadata is None).
 
     The length counts UTF-8 bytes. Ultralytics counts characters, which is the same thing here
     because ``json.dumps`` escapes every non-ASCII character.
@@ -150,7 +153,8 @@ def write_engine_file(path: Path, metadata: Optional[Mapping[str, Any]], plan: b
 
 
 def normalize_metadata(metadata: Mapping[str, Any]) -> Dict[str, Any]:
-    """Return Ultralytics engine metadata with JSON's strings turned back into ints and lists.
+    """
+    Return Ultralytics engine metadata with JSON's strings turned back into ints and lists.
 
     ``names`` keys become ints, ``imgsz`` a ``[h, w]`` list, ``batch``/``stride`` ints and ``dla``
     (written as the string ``"0"``) an int.
@@ -179,7 +183,8 @@ def normalize_metadata(metadata: Mapping[str, Any]) -> Dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 def import_tensorrt() -> ModuleType:
-    """Import the TensorRT Python bindings, or raise :class:`BackendError` saying what to install.
+    """
+    Import the TensorRT Python bindings, or raise :class:`BackendError` saying what to install.
 
     ``pip install tensorrt-stubs`` leaves a ``tensorrt`` folder of ``.pyi`` files that imports as
     an empty namespace package, so a successful import alone does not mean TensorRT is there.
@@ -325,7 +330,8 @@ _MAX_KEPT = 200
 
 
 def install_error_logger(trt: ModuleType) -> Tuple[Any, LogRecord]:
-    """Return ``(logger, record)``: this process's ``trt.ILogger`` subclass that records errors.
+    """
+    Return ``(logger, record)``: this process's ``trt.ILogger`` subclass that records errors.
 
     Created on first use; pass the logger to ``trt.Runtime``. Errors and warnings go into
     ``record`` so a refused deserialization can say why.
@@ -387,7 +393,8 @@ def _dims(dims: Any) -> Tuple[int, ...]:
 
 
 class TensorRTRunner:
-    """A deserialized engine with its execution context and preallocated I/O buffers.
+    """
+    A deserialized engine with its execution context and preallocated I/O buffers.
 
     Buffers are torch tensors on ``device`` (torch is a dependency of the GPU path); inference
     runs on a dedicated CUDA stream. ``device='cpu'`` puts the buffers in host memory: only a fake
@@ -398,7 +405,8 @@ class TensorRTRunner:
                  dla_core: Optional[int] = None,
                  input_shape: Optional[Sequence[int]] = None,
                  log: Log = lambda _m: None):
-        """Deserialize ``plan``, allocate buffers; raise :class:`StaleEngineError` if refused.
+        """
+        Deserialize ``plan``, allocate buffers; raise :class:`StaleEngineError` if refused.
 
         ``dla_core`` (>= 0) is set on the runtime before deserializing, which is where TensorRT
         binds DLA loadables to a core. ``input_shape`` fills dynamic input dimensions (default:
@@ -472,7 +480,8 @@ class TensorRTRunner:
                          dla_core: Optional[int] = None,
                          input_shape: Optional[Sequence[int]] = None,
                          log: Log = lambda _m: None) -> 'TensorRTRunner':
-        """Load an engine file; the DLA core is ``dla_core`` if >= 0, else the metadata's ``dla``.
+        """
+        Load an engine file; the DLA core is ``dla_core`` if >= 0, else the metadata's ``dla``.
 
         The normalized metadata (None for a plain plan) is kept as :attr:`metadata`.
         """
@@ -599,7 +608,8 @@ class TensorRTRunner:
         return bool(context.execute_v2(self._bindings))
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Run one (B, 3, H, W) float32 batch; return the first output as float32.
+        """
+        Run one (B, 3, H, W) float32 batch; return the first output as float32.
 
         The returned array is reused by the next call.
         """

@@ -32,7 +32,8 @@ class ModelInfo:
 
 
 class Backend(abc.ABC):
-    """One loaded model on one device: float32 NCHW RGB in [0, 1] in, the raw head output out.
+    """
+    One loaded model on one device: float32 NCHW RGB in [0, 1] in, the raw head output out.
 
     Subclasses load in ``__init__`` (slow work belongs to configure, never to a frame) and set
     :attr:`info`, :attr:`device` and :attr:`precision`.

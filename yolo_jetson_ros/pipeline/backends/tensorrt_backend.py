@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""TensorRT backend: engines built once into the cache, run through :mod:`..tensorrt_runtime`.
+"""
+TensorRT backend: engines built once into the cache, run through :mod:`..tensorrt_runtime`.
 
 :func:`create_tensorrt_backend` (called by ``build_detector``):
 
@@ -92,7 +93,8 @@ def dla_core_count(root: Path = Path('/')) -> int:
 
 def validate_tensorrt_request(precision: str, dla_core: int, int8_calibration_data: str,
                               dla_cores_available: Optional[int]) -> Optional[str]:
-    """Return why this TensorRT request cannot be honoured, or None when it can.
+    """
+    Return why this TensorRT request cannot be honoured, or None when it can.
 
     ``dla_cores_available`` is :func:`dla_core_count` (None: unknown, not checked). What the
     installed TensorRT supports is checked later, by :func:`check_stack_supports`.
@@ -122,7 +124,8 @@ def validate_tensorrt_request(precision: str, dla_core: int, int8_calibration_da
 
 
 def modelopt_route_available() -> bool:
-    """Return True when fp16/int8 can be built without builder flags (TensorRT 11).
+    """
+    Return True when fp16/int8 can be built without builder flags (TensorRT 11).
 
     TensorRT 11 removed the FP16/INT8 flags; newer Ultralytics then bakes the precision into the
     ONNX with NVIDIA ModelOpt. That needs ``modelopt`` installed and an Ultralytics that has
@@ -204,7 +207,8 @@ def _dataset_split_paths(yaml_path: Path) -> List[Path]:
 
 
 def calibration_identity(data: str) -> str:
-    """Return a digest of the INT8 calibration data: the yaml's bytes plus its image files.
+    """
+    Return a digest of the INT8 calibration data: the yaml's bytes plus its image files.
 
     Images count by relative name, size and modification time (hashing hundreds of images at
     every configure would cost seconds); a changed image set changes the digest.
@@ -227,7 +231,8 @@ def engine_key_fields(weights_sha256: str, precision: str, imgsz: int, batch: in
                       dla_core: int, tensorrt_version: str, device: DeviceIdentity,
                       ultralytics: str, calibration: Optional[str] = None,
                       nms_free: bool = False) -> Dict[str, Any]:
-    """Return everything a serialized engine depends on: any change means another engine.
+    """
+    Return everything a serialized engine depends on: any change means another engine.
 
     A plan only loads on the TensorRT version and GPU (compute capability) that built it, a DLA
     plan on its core; weights, precision, input size, batch and the exporter decide its content.
@@ -297,7 +302,8 @@ class StageLog:
 def prepare_engine(model: ResolvedModel, config: 'DetectorConfig', device: str, precision: str,
                    log: Log, trt: Optional[ModuleType] = None, force: Optional[bool] = None,
                    stages: Optional[StageLog] = None) -> EngineArtifact:
-    """Reuse the cached engine for this request or build it; return where it is and its key.
+    """
+    Reuse the cached engine for this request or build it; return where it is and its key.
 
     Raises :class:`BackendError` when the request or the installed stack rules the build out,
     :class:`~..export.ExportError` when the build fails. ``force`` defaults to
@@ -363,7 +369,8 @@ def prepare_engine(model: ResolvedModel, config: 'DetectorConfig', device: str, 
 
 
 def onnx_input_and_metadata(onnx_path: Path) -> Tuple[List[int], Dict[str, Any]]:
-    """Return the first input's static shape (-1 where dynamic) and the Ultralytics metadata.
+    """
+    Return the first input's static shape (-1 where dynamic) and the Ultralytics metadata.
 
     Ultralytics stores metadata values in the ONNX as ``str(value)``; they are read back with
     ``ast.literal_eval`` where that works (names, imgsz, batch, end2end), else kept as text.
@@ -382,7 +389,8 @@ def onnx_input_and_metadata(onnx_path: Path) -> Tuple[List[int], Dict[str, Any]]
 
 
 def engine_from_onnx(args: Any) -> Dict[str, Any]:
-    """Build an engine from an Ultralytics ONNX export (exporter child, ``--weights x.onnx``).
+    """
+    Build an engine from an Ultralytics ONNX export (exporter child, ``--weights x.onnx``).
 
     Ultralytics' ``YOLO(...).export`` needs ``.pt`` weights, so an ONNX file goes straight to its
     ``onnx2engine`` (which also handles TensorRT 11's ModelOpt route) with the metadata header
@@ -484,7 +492,8 @@ def precision_from_metadata(metadata: Optional[Dict[str, Any]]) -> str:
 
 def model_info_from_engine(metadata: Optional[Dict[str, Any]], input_shape: Tuple[int, ...],
                            output_shape: Tuple[int, ...], log: Log) -> ModelInfo:
-    """Return :class:`ModelInfo` from normalized engine metadata and the engine's I/O shapes.
+    """
+    Return :class:`ModelInfo` from normalized engine metadata and the engine's I/O shapes.
 
     Without metadata (a plain plan) class names are ``str(index)`` and the layout comes from the
     output shape. With it, the output shape is checked against the class count: INT8 exports of
@@ -525,7 +534,8 @@ def model_info_from_engine(metadata: Optional[Dict[str, Any]], input_shape: Tupl
 
 def load_engine(trt: ModuleType, path: Path, device: str, dla_core: int, imgsz: int, batch: int,
                 log: Log, precision: Optional[str] = None) -> TensorRTBackend:
-    """Load an engine file into a :class:`TensorRTBackend`.
+    """
+    Load an engine file into a :class:`TensorRTBackend`.
 
     ``dla_core`` >= 0 wins over the metadata's ``dla``; ``imgsz``/``batch`` fill dynamic input
     dimensions when the metadata does not. Raises :class:`EngineFileError` or

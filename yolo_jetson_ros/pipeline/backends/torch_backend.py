@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""PyTorch backend: Ultralytics .pt weights on the CPU or a CUDA device.
+"""
+PyTorch backend: Ultralytics .pt weights on the CPU or a CUDA device.
 
 On CUDA the backend also offers the fused GPU path (:meth:`TorchBackend.detect_images`, see
 :mod:`yolo_jetson_ros.pipeline.gpu_pipeline`): upload once, letterbox, fp16 inference and NMS on

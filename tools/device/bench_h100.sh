@@ -2,7 +2,7 @@
 # Benchmark on the lent GPU machine (Python 3.12 with torch, no ROS, no ultralytics, no network).
 # Carried (ignored) folders: .whl/ros (ROS 2 Jazzy runtime wheels, cp312), .whl/ml (ultralytics and
 # the few of its requirements the machine may lack), .devdata (weights, coco128, and the
-# vision_msgs-compatible interfaces built here with Python 3.12). See docs/performance.md.
+# vision_msgs-compatible interfaces built here with Python 3.12): tools/device/prepare_carry.sh.
 # Usage there: OUT=<folder> tools/device/bench_h100.sh [extra benchmark args]
 set -o pipefail
 cd "$(dirname "$0")/../.."

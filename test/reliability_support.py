@@ -9,6 +9,7 @@ in the test. Every graph gets its own namespace: tests running beside each other
 checkout's tests in the same ROS domain) never see each other's topics.
 """
 
+import contextlib
 import itertools
 import os
 from pathlib import Path
@@ -184,3 +185,17 @@ def fresh_node(context: Any, model: Path, cache_dir: Path, namespace: Optional[s
     from yolo_jetson_ros.node.detector_node import YoloDetectorNode
     return YoloDetectorNode(namespace=namespace or unique_namespace(), context=context,
                             parameter_overrides=node_parameters(model, cache_dir, **overrides))
+
+
+@contextlib.contextmanager
+def active_graph(context: Any, model: Path, cache_dir: Path, **overrides: Any) -> Iterator[Graph]:
+    """Yield a configured, active node with its probe; tear both down afterwards."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    graph = Graph(context, fresh_node(context, model, cache_dir, **overrides))
+    try:
+        assert graph.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert graph.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        graph.wait_connected()
+        yield graph
+    finally:
+        graph.close()

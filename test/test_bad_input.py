@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from reliability_support import fresh_node, Graph, image_msg, raw_msg
+from reliability_support import active_graph, fresh_node, Graph, image_msg, raw_msg
 
 pytestmark = pytest.mark.integration
 
@@ -85,18 +85,12 @@ def graph(yolo11n_pt: Any, cache_dir: Any) -> Iterator[Graph]:
     """Give one configured, active node to the whole corpus (rclpy_context's pattern)."""
     rclpy = pytest.importorskip('rclpy', reason='rclpy not installed (source tools/activate.sh)')
     from rclpy.context import Context
-    from rclpy.lifecycle import TransitionCallbackReturn
     context = Context()
     rclpy.init(context=context)
-    node = fresh_node(context, yolo11n_pt, cache_dir, qos_reliability='reliable')
-    g = Graph(context, node)
     try:
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        g.wait_connected()
-        yield g
+        with active_graph(context, yolo11n_pt, cache_dir, qos_reliability='reliable') as g:
+            yield g
     finally:
-        g.close()
         rclpy.try_shutdown(context=context)
 
 

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import List
+from typing import Any, Callable, List
 
 import psutil
 import pytest
@@ -101,15 +101,10 @@ def assert_cache_clean(cache: Path) -> None:
             f'{artifact.name} has no sidecar: it was published before it was complete'
 
 
-@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
-def test_signal_during_export(tmp_path: Path, yolo11n_pt: Path, signum: int) -> None:
-    """A signal mid-export: exit code 0, the exporter child gone, no partial file in the cache."""
-    cache = tmp_path / 'cache'
-    node = NodeProcess(yolo11n_pt, cache)
+def signal_and_check_exit(node: 'NodeProcess', signum: int, ready: Callable[[], None]) -> None:
+    """Wait for ``ready``, send ``signum``; the process must exit 0 without a traceback."""
     try:
-        node.wait_for('[export]')  # the exporter child has started and is talking
-        children = node.exporters(cache)
-        assert children, f'no exporter process found:\n{node.output}'
+        ready()
         node.proc.send_signal(signum)
         rc = node.finish()
     finally:
@@ -117,6 +112,21 @@ def test_signal_during_export(tmp_path: Path, yolo11n_pt: Path, signum: int) -> 
             node.proc.kill()
     assert rc == 0, f'exit code {rc} after {signal.Signals(signum).name}:\n{node.output}'
     assert 'Traceback' not in node.output, node.output
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
+def test_signal_during_export(tmp_path: Path, yolo11n_pt: Path, signum: int) -> None:
+    """A signal mid-export: exit code 0, the exporter child gone, no partial file in the cache."""
+    cache = tmp_path / 'cache'
+    node = NodeProcess(yolo11n_pt, cache)
+    children: List[Any] = []
+
+    def exporter_started() -> None:
+        node.wait_for('[export]')  # the exporter child has started and is talking
+        children.extend(node.exporters(cache))
+        assert children, f'no exporter process found:\n{node.output}'
+
+    signal_and_check_exit(node, signum, exporter_started)
     gone, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, f'exporter processes survived the node: {alive}'
     assert not node.exporters(cache)
@@ -128,13 +138,5 @@ def test_signal_while_active(tmp_path: Path, yolo11n_pt: Path, cache_dir: Path,
                              signum: int) -> None:
     """A signal while the node is active and waiting for images: exit code 0, no traceback."""
     node = NodeProcess(yolo11n_pt, cache_dir)
-    try:
-        node.wait_for('active: waiting for images')
-        node.proc.send_signal(signum)
-        rc = node.finish()
-    finally:
-        if node.proc.poll() is None:
-            node.proc.kill()
-    assert rc == 0, f'exit code {rc} after {signal.Signals(signum).name}:\n{node.output}'
-    assert 'Traceback' not in node.output, node.output
+    signal_and_check_exit(node, signum, lambda: node.wait_for('active: waiting for images'))
     assert_cache_clean(cache_dir)

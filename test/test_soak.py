@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterator
 import cv2
 import pytest
 
-from reliability_support import fresh_node, Graph, image_msg, process_figures, report
+from reliability_support import active_graph, Graph, image_msg, process_figures, report
 
 pytestmark = pytest.mark.integration
 
@@ -30,17 +30,10 @@ WARM_UP_FRAMES = 50
 @pytest.fixture
 def graph(rclpy_context: Any, yolo11n_pt: Path, cache_dir: Path) -> Iterator[Graph]:
     """Yield an active node and its probe in one context."""
-    from rclpy.lifecycle import TransitionCallbackReturn
-    node = fresh_node(rclpy_context, yolo11n_pt, cache_dir, qos_reliability='reliable',
-                      imgsz=320)  # 4x less inference per frame: more frames per second
-    g = Graph(rclpy_context, node)
-    try:
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        g.wait_connected()
+    # imgsz 320: 4x less inference per frame, more frames per second
+    with active_graph(rclpy_context, yolo11n_pt, cache_dir, qos_reliability='reliable',
+                      imgsz=320) as g:
         yield g
-    finally:
-        g.close()
 
 
 @pytest.fixture(scope='module')

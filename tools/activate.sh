@@ -9,8 +9,11 @@ if [ -f "$_yjr_root/install/local_setup.bash" ]; then
 fi
 # Large best-effort images between processes: a Fast DDS profile with a big shared-memory segment.
 # (FASTRTPS_* is the Fast DDS 2.x / Jazzy name, FASTDDS_* the 3.x / Kilted one.)
-export FASTRTPS_DEFAULT_PROFILES_FILE="$_yjr_root/config/fastdds_large_images.xml"
-export FASTDDS_DEFAULT_PROFILES_FILE="$FASTRTPS_DEFAULT_PROFILES_FILE"
+if [ "$(cat "$_yjr_root/.ros/distro" 2>/dev/null)" = kilted ]; then
+  export FASTDDS_DEFAULT_PROFILES_FILE="$_yjr_root/config/fastdds_large_images.xml"
+else
+  export FASTRTPS_DEFAULT_PROFILES_FILE="$_yjr_root/config/fastdds_large_images.xml"
+fi
 # Ultralytics: never reach for the network, keep its settings inside the checkout.
 export YOLO_OFFLINE=1
 export YOLO_CONFIG_DIR="$_yjr_root/.ros/ultralytics"

@@ -11,7 +11,15 @@ cd "$ROOT"
 PYTHON=${PYTHON:-python3}
 VENV="$ROOT/.venv"
 STATE="$ROOT/.ros"
+DISTRO=${YOLO_JETSON_ROS_DISTRO:-jazzy}  # jazzy (LTS, default) or kilted
+case "$DISTRO" in jazzy|kilted) ;; *) echo "YOLO_JETSON_ROS_DISTRO: jazzy or kilted, not '$DISTRO'" >&2; exit 2;; esac
 mkdir -p "$STATE"
+# One venv holds one distro (both use the same ros-* distribution names): switching rebuilds it.
+if [ -f "$STATE/distro" ] && [ "$(cat "$STATE/distro")" != "$DISTRO" ]; then
+  echo "[setup] switching the environment from $(cat "$STATE/distro") to $DISTRO"
+  rm -rf "$VENV" "$STATE"/*.stamp "$STATE/interfaces" "$ROOT/build" "$ROOT/install"
+fi
+echo "$DISTRO" > "$STATE/distro"
 
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 stamp_ok() { [ -f "$STATE/$1.stamp" ] && [ "$(cat "$STATE/$1.stamp")" = "$2" ]; }
@@ -26,13 +34,18 @@ fi
 PY="$VENV/bin/python"
 
 # 2. wheels, all pinned by requirements/constraints.txt
-REQS=(requirements/ros-jazzy.txt requirements/ml.txt requirements/dev.txt)
-WHEELS_HASH=$(hash_of "${REQS[@]}" requirements/nodeps.txt requirements/constraints.txt)
+REQS=("requirements/ros-$DISTRO.txt" requirements/ml.txt requirements/dev.txt)
+CONSTRAINTS=requirements/constraints.txt  # exact versions of a Jazzy venv
+if [ "$DISTRO" != jazzy ]; then  # keep the pins of everything but ROS
+  grep -v '^ros-' requirements/constraints.txt > "$STATE/constraints-$DISTRO.txt"
+  CONSTRAINTS="$STATE/constraints-$DISTRO.txt"
+fi
+WHEELS_HASH=$(hash_of "${REQS[@]}" requirements/nodeps.txt "$CONSTRAINTS")
 if ! stamp_ok wheels "$WHEELS_HASH"; then
   log "installing wheels (first run: several minutes, torch is large)"
   "$PY" -m pip install -q --upgrade 'pip>=24' 2> >(grep -v 'is ignored: it is neither' >&2)
   # (the local mirror's "Location ... is ignored" notes are noise)
-  "$PY" -m pip install -q -c requirements/constraints.txt $(printf -- '-r %s ' "${REQS[@]}") \
+  "$PY" -m pip install -q -c "$CONSTRAINTS" $(printf -- '-r %s ' "${REQS[@]}") \
     2> >(grep -v 'is ignored: it is neither' >&2)
   "$PY" -m pip install -q --no-deps -r requirements/nodeps.txt 2> >(grep -v 'is ignored: it is neither' >&2)
   echo "$WHEELS_HASH" > "$STATE/wheels.stamp"

@@ -339,7 +339,9 @@ REJECTIONS = [
     # (parameter, value, words a person needs in the reason)
     ('conf', 1.5, ['conf', '1.0']),
     ('max_det', 0, ['max_det', '1']),
-    ('conf', 'high', ['type', 'DOUBLE', 'STRING']),  # rclpy's own check
+    ('conf', 'high', ['conf', 'number', "'high'"]),
+    ('imgsz', 640.0, ['imgsz', 'integer']),
+    ('agnostic_nms', 1, ['agnostic_nms', 'true or false']),
     ('classes', ['giraffe_unicorn'], ['classes', 'giraffe_unicorn']),
     ('classes', [-1], ['classes', 'negative']),
 ]
@@ -394,3 +396,17 @@ def test_config_yaml_and_readme_table_match_declared_parameters(rclpy_context) -
 
 def _plain(value: Any) -> Optional[Any]:
     return list(value) if isinstance(value, (tuple, list)) else value
+
+
+def test_bad_values_from_a_parameter_file_fall_back_to_defaults(rclpy_context) -> None:
+    """Out-of-range or mistyped start-up values never crash the node: defaults, with an error."""
+    overrides = [Parameter('imgsz', value=641), Parameter('backend', value='cuda'),
+                 Parameter('iou', value='x'), Parameter('conf', value=1)]
+    node = YoloDetectorNode(namespace=f'/feat_{os.getpid()}_{next(_SEQ)}', context=rclpy_context,
+                            parameter_overrides=overrides)
+    try:
+        assert node.param('imgsz') == 640 and node.param('backend') == 'auto'
+        assert node.param('iou') == 0.7
+        assert node.param('conf') == 1  # an integer where a float is expected is fine
+    finally:
+        node.destroy_node()

@@ -302,6 +302,10 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
 BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in PARAMETERS}
 
 
+_TYPE_WORDS = {bool: 'true or false', int: 'an integer', float: 'a number (float)',
+               str: 'a string', list: 'a list'}
+
+
 def check_value(spec: ParamSpec, value: Any) -> Optional[str]:
     """Return the reason ``value`` is invalid for ``spec`` (ranges included), or None."""
     default = spec.default
@@ -309,7 +313,7 @@ def check_value(spec: ParamSpec, value: Any) -> Optional[str]:
         if not (
             isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)
         ):
-            return f'must be of type {type(default).__name__}, got {type(value).__name__}'
+            return f'must be {_TYPE_WORDS[type(default)]}, got {value!r} ({type(value).__name__})'
     if spec.int_range is not None:
         lo, hi, step = spec.int_range
         if not lo <= value <= hi:

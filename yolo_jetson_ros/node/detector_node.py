@@ -25,6 +25,7 @@ from rcl_interfaces.msg import (
     SetParametersResult,
 )
 import rclpy
+from rclpy.exceptions import InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -85,11 +86,27 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
         self.counters = FrameCounters()
         super().__init__(node_name, **kwargs)
         for spec in PARAMETERS:
-            self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+            self._declare(spec)
         self._init_features()
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # ------------------------------------------------------------------ parameters
+    def _declare(self, spec: ParamSpec) -> None:
+        """Declare one parameter; a bad value from a parameter file falls back to the default."""
+        descriptor = _descriptor(spec)
+        try:
+            value = self.declare_parameter(spec.name, spec.default, descriptor).value
+            reason = check_value(spec, value)  # overrides bypass the on-set callback
+        except InvalidParameterValueException as exc:  # out of the declared range
+            reason = str(exc)
+        if reason is None:
+            return
+        self.get_logger().error(f'parameter {spec.name}: {reason}; using the default '
+                                f'{spec.default!r} instead (fix the parameter file)')
+        if self.has_parameter(spec.name):
+            self.undeclare_parameter(spec.name)
+        self.declare_parameter(spec.name, spec.default, descriptor, ignore_override=True)
+
     def param(self, name: str) -> Any:
         """Return the current value of one of our parameters."""
         return self.get_parameter(name).value
@@ -438,8 +455,11 @@ def image_qos(reliability: str) -> QoSProfile:
 
 def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     """Turn a :class:`ParamSpec` into a ParameterDescriptor with ranges."""
+    # dynamic_typing for all: rclpy's own type check would answer 'Wrong parameter type,
+    # expected 3 got 4' before our callback could name the parameter and what it expects;
+    # check_value() enforces the declared type itself (and takes 1 for 1.0)
     desc = ParameterDescriptor(
-        description=spec.description, read_only=spec.read_only, dynamic_typing=spec.dynamic_typing
+        description=spec.description, read_only=spec.read_only, dynamic_typing=True
     )
     if spec.structural and not spec.read_only:
         desc.additional_constraints = 'Changeable only while unconfigured.'

@@ -18,8 +18,13 @@ mkdir -p .whl/ros .whl/ml .devdata
 cp "$SHARED/models/yolo11n_coco128.pt" .devdata/
 rm -rf .devdata/coco128 && cp -r "$SHARED/data/coco128" .devdata/coco128
 # the interfaces, built with Python 3.12 against the same Jazzy wheels as tools/setup_env.sh
+for candidate in "$PY312" "$(pyenv root 2>/dev/null)"/versions/3.12*/bin/python3.12 python3.12; do
+  if [ -n "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' \
+      2>/dev/null; then PY312=$candidate; break; fi
+done
+"${PY312:-false}" -c '' 2>/dev/null || { echo 'no Python 3.12: set PY312=/path/to/python3.12' >&2; exit 1; }
 V=/tmp/yjr-py312-venv
-[ -x $V/bin/python ] || python3.12 -m venv $V
+[ -x $V/bin/python ] || "$PY312" -m venv $V
 $V/bin/pip install -q -c requirements/constraints.txt -r requirements/ros-jazzy.txt 'setuptools<80' numpy
 PYINC=$($V/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 NPINC=$($V/bin/python -c 'import numpy; print(numpy.get_include())')

@@ -154,6 +154,22 @@ class Graph:
         self.executor.shutdown()
 
 
+RSS_TOLERANCE = 1.05  # resident memory may grow by 5 % at most after the warm-up
+
+
+def check_flat(figures: Dict[str, Any], request: Any, what: str) -> None:
+    """Report the figures; assert no growth in threads and fds, and RSS within the tolerance."""
+    before, after = figures['baseline'], figures['final']
+    report(request,
+           f'{what}: threads {before["threads"]} -> {after["threads"]} (OS '
+           f'{before["os_threads"]} -> {after["os_threads"]}), fds {before["fds"]} -> '
+           f'{after["fds"]}, RSS {before["rss"] / 2**20:.1f} -> {after["rss"] / 2**20:.1f} MiB')
+    assert after['threads'] <= before['threads'], f'Python threads leak ({what})'
+    assert after['os_threads'] <= before['os_threads'], f'native threads leak ({what})'
+    assert after['fds'] <= before['fds'], f'file descriptors leak ({what})'
+    assert after['rss'] <= before['rss'] * RSS_TOLERANCE, f'RSS grows ({what})'
+
+
 def process_figures() -> Dict[str, int]:
     """Return this process's thread count, open file descriptors and RSS in bytes."""
     proc = psutil.Process()

@@ -16,13 +16,12 @@ from typing import Any, Dict
 import cv2
 import pytest
 
-from reliability_support import fresh_node, Graph, image_msg, process_figures, report
+from reliability_support import check_flat, fresh_node, Graph, image_msg, process_figures
 
 pytestmark = pytest.mark.integration
 
 SOAK = os.environ.get('YOLO_JETSON_ROS_SOAK') == '1'
 WARM_UP_CYCLES = 10
-RSS_TOLERANCE = 1.05
 
 
 def run_cycles(context: Any, model: Path, cache: Path, image: Any, cycles: int) -> Dict[str, Any]:
@@ -53,20 +52,6 @@ def run_cycles(context: Any, model: Path, cache: Path, image: Any, cycles: int) 
         graph.close()
 
 
-def check_flat(figures: Dict[str, Any], request: Any) -> None:
-    """Assert no growth in threads and fds, and RSS within the tolerance, after the warm-up."""
-    before, after = figures['baseline'], figures['final']
-    report(request,
-           f'{figures["cycles"]} lifecycle cycles: threads {before["threads"]} -> '
-           f'{after["threads"]} (OS {before["os_threads"]} -> {after["os_threads"]}), fds '
-           f'{before["fds"]} -> {after["fds"]}, RSS {before["rss"] / 2**20:.1f} -> '
-           f'{after["rss"] / 2**20:.1f} MiB')
-    assert after['threads'] <= before['threads'], 'Python threads leak per cycle'
-    assert after['os_threads'] <= before['os_threads'], 'native threads leak per cycle'
-    assert after['fds'] <= before['fds'], 'file descriptors leak per cycle'
-    assert after['rss'] <= before['rss'] * RSS_TOLERANCE, 'RSS grows per cycle'
-
-
 @pytest.fixture(scope='module')
 def small_image(sample_images: Any) -> Any:
     """Return bus.jpg at 320x240."""
@@ -77,7 +62,7 @@ def test_lifecycle_cycles_do_not_leak(rclpy_context: Any, yolo11n_pt: Path, cach
                                       small_image: Any, request: Any) -> None:
     """40 cycles: threads, fds and RSS flat after the first 10."""
     figures = run_cycles(rclpy_context, yolo11n_pt, cache_dir, small_image, 40)
-    check_flat(figures, request)
+    check_flat(figures, request, f'{figures["cycles"]} lifecycle cycles')
 
 
 @pytest.mark.soak
@@ -86,4 +71,4 @@ def test_lifecycle_cycles_soak(rclpy_context: Any, yolo11n_pt: Path, cache_dir: 
                                small_image: Any, request: Any) -> None:
     """1000 cycles: threads, fds and RSS flat after the first 10."""
     figures = run_cycles(rclpy_context, yolo11n_pt, cache_dir, small_image, 1000)
-    check_flat(figures, request)
+    check_flat(figures, request, f'{figures["cycles"]} lifecycle cycles')

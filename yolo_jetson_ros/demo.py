@@ -62,21 +62,6 @@ def node_command(model: str, args: argparse.Namespace) -> List[str]:
     return [sys.executable, '-m', 'yolo_jetson_ros.node.detector_node', *ros_args]
 
 
-def annotate(image: np.ndarray, detections, names: Dict[int, str]) -> np.ndarray:
-    """Draw boxes with class names and scores."""
-    out = image.copy()
-    for det in detections:
-        cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
-        w, h = det.bbox.size_x, det.bbox.size_y
-        p1, p2 = (int(cx - w / 2), int(cy - h / 2)), (int(cx + w / 2), int(cy + h / 2))
-        cls = int(det.results[0].hypothesis.class_id)
-        label = f'{names.get(cls, cls)} {det.results[0].hypothesis.score:.2f}'
-        cv2.rectangle(out, p1, p2, (0, 200, 255), 2)
-        cv2.putText(out, label, (p1[0], max(p1[1] - 5, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                    (0, 200, 255), 2)
-    return out
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the demo; return a process exit code."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
@@ -97,7 +82,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     from std_msgs.msg import Header
     from vision_msgs.msg import Detection2DArray
 
-    from .node.conversions import array_to_image
+    from .node.annotate import draw_detections
+    from .node.conversions import array_to_image, msg_to_detections
     from .node.lifecycle_client import LifecycleClient
 
     model = args.model or default_model()
@@ -171,7 +157,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f'[demo] {name} ({image.shape[1]}x{image.shape[0]}, frame_id '
                   f'"{result.header.frame_id}"): {len(result.detections)} detections in '
                   f'{latency_ms:.0f} ms: {items or "none"}', flush=True)
-            cv2.imwrite(str(out_dir / name), annotate(image, result.detections, names))
+            cv2.imwrite(str(out_dir / name),
+                        draw_detections(image, msg_to_detections(result), names))
         if latencies:
             print(f'[demo] {len(latencies)}/{len(images)} images answered; latency publish -> '
                   f'detections: median {np.median(latencies):.0f} ms (CPU, first frames '

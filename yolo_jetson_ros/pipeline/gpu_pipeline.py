@@ -33,7 +33,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .postprocess import MAX_NMS, MAX_WH, NmsSettings
+from .postprocess import decode_end2end, MAX_NMS, MAX_WH, NmsSettings
 from .preprocess import LetterboxGeometry, PAD_VALUE
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -394,7 +394,7 @@ class GpuPipeline:
             results = []
             for i in range(n):
                 if self.end2end:
-                    rows = self._end2end_rows(bufs[0][i].numpy(), settings)
+                    rows = decode_end2end(bufs[0][i].numpy(), settings)
                 else:
                     rows_all, count = bufs[0][i].numpy(), int(bufs[1][i])
                     converged, overflow = bool(bufs[2][i]), bool(bufs[3][i])
@@ -408,14 +408,6 @@ class GpuPipeline:
             self.stage_ms = (self._t_pre * 1e3, (t_synced - t_start) * 1e3,
                              (t_end - t_synced) * 1e3)
             return results
-
-    @staticmethod
-    def _end2end_rows(pred: np.ndarray, settings: NmsSettings) -> np.ndarray:
-        mask = pred[:, 4] > settings.conf
-        allowed = settings.class_filter()
-        if allowed is not None:
-            mask &= np.isin(pred[:, 5].astype(np.int64), allowed)
-        return pred[mask][:settings.max_det]
 
     @staticmethod
     def _to_source(rows: np.ndarray, geometry: LetterboxGeometry) -> np.ndarray:

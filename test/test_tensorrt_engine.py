@@ -673,6 +673,22 @@ def test_parameter_checks_import_no_tensorrt_or_torch() -> None:
     assert done.returncode == 0, done.stderr
 
 
+
+def test_probing_for_tensorrt_leaves_no_stub_module_behind() -> None:
+    """Where only the stubs exist, the probe says no and imports nothing.
+
+    A file-less 'tensorrt' namespace module in sys.modules makes inspect.getmodule(), and so
+    every rclpy log call from a new place, raise TypeError.
+    """
+    import subprocess
+    code = ('import sys\n'
+            'from yolo_jetson_ros.pipeline.tensorrt_runtime import tensorrt_available\n'
+            'real = tensorrt_available()\n'
+            "assert real or 'tensorrt' not in sys.modules, 'stub namespace module imported'\n")
+    done = subprocess.run([python_executable, '-c', code], capture_output=True, text=True,
+                          cwd=str(Path(__file__).resolve().parents[1]), timeout=120)
+    assert done.returncode == 0, done.stderr
+
 def _tensorrt_11(monkeypatch: pytest.MonkeyPatch, version: str) -> None:
     """Make the fake look like TensorRT 11: strongly typed only, no FP16/INT8 builder flags."""
     import enum
@@ -1072,9 +1088,10 @@ def test_onnx_export_and_fake_engine_match_ultralytics_predict(
 def test_real_tensorrt_engine_on_bus(yolo11n_pt: Path, tmp_path: Path,
                                      sample_images: Dict[str, np.ndarray]) -> None:
     """With real TensorRT and a GPU: build fp32 through Ultralytics, run bus.jpg, compare."""
-    trt = pytest.importorskip('tensorrt', reason=REAL_TRT_REASON)
-    if not hasattr(trt, 'Runtime'):
-        pytest.skip(REAL_TRT_REASON + ': only the tensorrt type stubs are importable')
+    # not importorskip: importing the stubs' namespace package would leave a file-less
+    # 'tensorrt' module in sys.modules, which breaks inspect.getmodule() for later tests
+    if not tensorrt_runtime.tensorrt_available():
+        pytest.skip(REAL_TRT_REASON + ' (or only its type stubs are)')
     torch = pytest.importorskip('torch', reason='torch not installed')
     if not torch.cuda.is_available():
         pytest.skip('TensorRT is installed but torch sees no CUDA device')

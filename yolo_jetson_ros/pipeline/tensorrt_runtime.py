@@ -24,9 +24,11 @@ then N bytes of JSON, then the plan. Plain ``trtexec`` plans have no header.
 
 from contextlib import suppress
 from dataclasses import dataclass, field
+import importlib.util
 from json import dumps, loads
 from pathlib import Path
 from re import findall
+import sys
 from threading import Lock
 from types import ModuleType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -189,15 +191,23 @@ def import_tensorrt() -> ModuleType:
     ``pip install tensorrt-stubs`` leaves a ``tensorrt`` folder of ``.pyi`` files that imports as
     an empty namespace package, so a successful import alone does not mean TensorRT is there.
     """
-    try:
-        import tensorrt as trt
-    except ImportError as exc:
-        raise BackendError('TensorRT Python bindings are not installed (JetPack ships them as '
-                           'python3-libnvinfer); use backend onnxruntime or torch') from exc
-    if not hasattr(trt, 'Runtime'):
+    loaded: Optional[ModuleType] = sys.modules.get('tensorrt')
+    if loaded is None:
+        spec = importlib.util.find_spec('tensorrt')
+        if spec is None:
+            raise BackendError('TensorRT Python bindings are not installed (JetPack ships them '
+                               'as python3-libnvinfer); use backend onnxruntime or torch')
+        if spec.origin in (None, 'namespace'):
+            # do not import it: a file-less namespace module in sys.modules makes
+            # inspect.getmodule() (rclpy's logger uses it) raise TypeError
+            raise BackendError("the importable 'tensorrt' module is not TensorRT (only its type "
+                               'stubs are installed); use backend onnxruntime or torch')
+        import tensorrt
+        loaded = tensorrt
+    if not hasattr(loaded, 'Runtime'):
         raise BackendError("the importable 'tensorrt' module is not TensorRT (only its type stubs "
                            'are installed); use backend onnxruntime or torch')
-    return trt
+    return loaded
 
 
 def tensorrt_available() -> bool:

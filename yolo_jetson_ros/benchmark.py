@@ -545,7 +545,7 @@ def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
     k = args.warmup
     rec['pipeline'] = {'e2e_ms': summary(e2e), 'preprocess_ms': summary(pre[k:]),
                        'inference_ms': summary(inf[k:]), 'postprocess_ms': summary(post[k:]),
-                       'fused': bool(getattr(detector.backend, 'has_fused_path', False))}
+                       'fused': detector.backend.has_fused_path}
     pipe = getattr(detector.backend, 'pipeline', None)
     if pipe is not None:
         rec['pipeline'].update(graph_replays=pipe.graph_replays, exact_redos=pipe.exact_redos,

@@ -99,9 +99,10 @@ class Detector:
         return self.info.names
 
     def warm_up(self, iterations: int = 2) -> None:
-        """Run a few inferences so lazy initialisation happens before the first real frame."""
+        """Run the whole frame path a few times so lazy initialisation is done before frames."""
+        blank = np.full((*self.info.input_hw, 3), 114, np.uint8)
         for _ in range(iterations):
-            self.backend.infer(self.letterboxer.input)
+            self.detect(blank)
 
     def detect(self, image: np.ndarray, bgr: bool = True) -> Detections:
         """Detect objects in one HxWx3 uint8 image; boxes come back in its pixels."""
@@ -113,7 +114,7 @@ class Detector:
         """Detect objects in up to ``batch`` images with one inference call."""
         if len(images) > self.info.batch:
             raise ValueError(f'{len(images)} images for a batch-{self.info.batch} model')
-        if getattr(self.backend, 'has_fused_path', False):
+        if self.backend.has_fused_path:
             return self._detect_fused(images, bgr)
         t0 = time.perf_counter()
         geometries: List[LetterboxGeometry] = []
@@ -132,11 +133,10 @@ class Detector:
                       bgr: Optional[Sequence[bool]]) -> List[Detections]:
         """Backends with a fused device path: upload, letterbox, infer and NMS in one call."""
         flags = list(bgr) if bgr else [True] * len(images)
-        fused = getattr(self.backend, 'detect_images')
         t0 = time.perf_counter()
-        rows_per_image = fused(images, flags, self.settings)
+        rows_per_image = self.backend.detect_images(images, flags, self.settings)
         total_ms = (time.perf_counter() - t0) * 1e3
-        stages = getattr(self.backend, 'stage_ms', None)
+        stages = self.backend.stage_ms
         self.times = StageTimes(*stages) if stages else StageTimes(0.0, total_ms, 0.0)
         return [Detections(np.ascontiguousarray(r[:, :4]), np.ascontiguousarray(r[:, 4]),
                            r[:, 5].astype(np.int64)) for r in rows_per_image]

@@ -4,9 +4,11 @@
 
 import abc
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from ..postprocess import NmsSettings
 
 
 class BackendError(RuntimeError):
@@ -40,6 +42,8 @@ class Backend(abc.ABC):
     """
 
     name: str = 'base'
+    # True where the backend also runs pre/post-processing on its device (detect_images)
+    has_fused_path: bool = False
 
     def __init__(self) -> None:
         self.info: Optional[ModelInfo] = None
@@ -49,6 +53,16 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Run the model on ``batch`` (B, 3, H, W) float32; return its output as a NumPy array."""
+
+    def detect_images(self, images: Sequence[np.ndarray], bgr_flags: Sequence[bool],
+                      settings: NmsSettings) -> List[np.ndarray]:
+        """Fused path: one (N, 6) float32 array per image in source pixels (if has_fused_path)."""
+        raise NotImplementedError(f'the {self.name} backend has no fused device path')
+
+    @property
+    def stage_ms(self) -> Optional[Tuple[float, float, float]]:
+        """Return (pre, device, post) ms of the last fused call, if the backend measures them."""
+        return None
 
     def close(self) -> None:
         """Release the model and its device memory."""

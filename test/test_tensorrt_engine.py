@@ -673,9 +673,9 @@ def test_parameter_checks_import_no_tensorrt_or_torch() -> None:
     assert done.returncode == 0, done.stderr
 
 
-
 def test_probing_for_tensorrt_leaves_no_stub_module_behind() -> None:
-    """Where only the stubs exist, the probe says no and imports nothing.
+    """
+    Where only the stubs exist, the probe says no and imports nothing.
 
     A file-less 'tensorrt' namespace module in sys.modules makes inspect.getmodule(), and so
     every rclpy log call from a new place, raise TypeError.
@@ -688,6 +688,7 @@ def test_probing_for_tensorrt_leaves_no_stub_module_behind() -> None:
     done = subprocess.run([python_executable, '-c', code], capture_output=True, text=True,
                           cwd=str(Path(__file__).resolve().parents[1]), timeout=120)
     assert done.returncode == 0, done.stderr
+
 
 def _tensorrt_11(monkeypatch: pytest.MonkeyPatch, version: str) -> None:
     """Make the fake look like TensorRT 11: strongly typed only, no FP16/INT8 builder flags."""

@@ -186,6 +186,33 @@ def test_pipeline_with_real_model_matches_numpy(yolo11n_pt: Path,
         assert_same_detections(rows, out)
 
 
+@pytest.mark.parametrize('max_candidates, iterations', [(8, 8), (256, 1), (256, 8)])
+def test_pipeline_falls_back_to_exact_nms(max_candidates: int, iterations: int) -> None:
+    # too few candidate slots (overflow) or too few Cluster-NMS iterations (not converged):
+    # the frame is redone on the exact path, so the result stays greedy NMS either way
+    raw = torch.from_numpy(random_dense(3, batch=1))
+
+    def forward(tensor: torch.Tensor) -> torch.Tensor:
+        return raw.clone()
+
+    settings = NmsSettings()
+    pipe = GpuPipeline(forward, (640, 640), 1, 'cpu', torch.float32, False, 80,
+                       max_candidates=max_candidates, nms_iterations=iterations)
+    image = np.zeros((640, 640, 3), np.uint8)  # identity letterbox: boxes stay as decoded
+    got = pipe.detect([image], [True], settings)[0]
+    ref = decode(raw.numpy(), settings, False)[0]
+    geometry = Letterboxer((640, 640), 1).prepare(image, True, 0)
+    ref[:, :4] = geometry.boxes_to_source(ref[:, :4].copy())  # clipped to the image
+    assert len(ref) > 100  # clustered boxes: NMS has chains to resolve
+    assert_same_detections(ref, got)
+    fallback_expected = max_candidates < 256 or iterations == 1
+    assert (pipe.exact_redos > 0) == fallback_expected
+    events = []
+    again = pipe.detect([image], [True], settings, on_submitted=lambda: events.append(1))
+    assert events == [1]  # once per frame, before the wait for the device
+    np.testing.assert_array_equal(again[0], got)
+
+
 @needs_cuda
 def test_cuda_graph_replay_matches_eager(sample_images: Dict[str, np.ndarray]) -> None:
     raw = torch.from_numpy(random_dense(6, batch=1)).cuda()

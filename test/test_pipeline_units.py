@@ -8,6 +8,7 @@ import pytest
 from yolo_jetson_ros.pipeline.detections import Detections
 from yolo_jetson_ros.pipeline.postprocess import decode, is_end2end_output, nms_xyxy, NmsSettings
 from yolo_jetson_ros.pipeline.preprocess import Letterboxer, LetterboxGeometry
+from yolo_jetson_ros.stats import LogThrottle
 
 torch = pytest.importorskip('torch', reason='torch not installed')
 augment = pytest.importorskip('ultralytics.data.augment', reason='ultralytics not installed')
@@ -124,3 +125,12 @@ def test_detections_center_size_conversion() -> None:
                    np.array([3]))
     np.testing.assert_allclose(d.centers_sizes(), [[30, 60, 40, 80]])
     assert len(d) == 1 and len(Detections.empty()) == 0
+
+
+def test_log_throttle_lets_one_message_per_key_and_period_through() -> None:
+    throttle = LogThrottle(period_s=5.0)
+    assert throttle.due('bad_input /cam0', now=100.0)
+    assert not throttle.due('bad_input /cam0', now=104.9)  # suppressed within the period
+    assert throttle.due('bad_input /cam1', now=104.9)  # another key has its own period
+    assert throttle.due('bad_input /cam0', now=105.0)  # due again once the period is over
+    assert not throttle.due('bad_input /cam0', now=106.0)  # and the period restarted then

@@ -266,8 +266,8 @@ def fused_breakdown(detector: Any, frames: Sequence[np.ndarray], iterations: int
     sync = torch.cuda.synchronize
     n = detector.info.batch
     batch = [frames[i % len(frames)] for i in range(n)]
-    pipe._update_settings(detector.settings)
-    with torch.inference_mode():
+    with torch.inference_mode(), pipe.on_stream():  # the stream the pipeline itself uses
+        pipe._update_settings(detector.settings)
         slots = pipe.preprocess(batch)
 
         def pre() -> None:
@@ -384,6 +384,7 @@ def node_benchmark(spec: str, args: argparse.Namespace, frames: Sequence[np.ndar
         for frame in frames:
             m = Image(height=FRAME_HW[0], width=FRAME_HW[1], encoding='bgr8', is_bigendian=0,
                       step=FRAME_HW[1] * 3)
+            m.header.frame_id = 'bench_camera_optical'  # as a camera driver sets it
             m.data = frame.tobytes()
             msgs.append(m)
         deadline = time.monotonic() + 20.0
@@ -427,6 +428,7 @@ def node_benchmark(spec: str, args: argparse.Namespace, frames: Sequence[np.ndar
             warm_end = time.perf_counter() + 1.0
             t_next = time.perf_counter()
             measuring = False
+            at_start: Dict[str, int] = {}
             t0 = 0.0
             published = 0
             end = warm_end + duration_s
@@ -435,28 +437,41 @@ def node_benchmark(spec: str, args: argparse.Namespace, frames: Sequence[np.ndar
                 if now >= end:
                     break
                 if not measuring and now >= warm_end:
-                    with lock:
+                    with lock:  # answers to warm-up frames are not counted
                         latencies.clear()
+                        sent.clear()
                         for c in range(cameras):
                             received[c] = 0
                     measuring, t0 = True, now
+                    at_start = detector_node.counters.as_dict()
                 for c in range(cameras):
                     publish(c)
                     published += measuring
                 t_next += period
                 time.sleep(max(0.0, t_next - time.perf_counter()))
-            time.sleep(0.3)
+            # fps over the publishing time: frames offered in it, answered during and just after
             elapsed = time.perf_counter() - t0
+            time.sleep(0.3)
+            with lock:
+                answered = sum(received)
+            at_end = detector_node.counters.as_dict()
+            # the measured window only, not the warm-up
+            result['node_counters_measured'] = {
+                k: at_end.get(k, 0) - at_start.get(k, 0)
+                for k in ('received', 'processed', 'dropped')}
             result.update(latency_ms=summary(latencies),
-                          fps_total=sum(received) / elapsed,
+                          fps_total=answered / elapsed,
                           fps_per_camera=[r / elapsed for r in received],
-                          published=published, received=sum(received),
+                          published=published, received=answered,
+                          answered_fraction=answered / max(published, 1),
                           offered_fps_per_camera=paced_hz)
     finally:
         snap = detector_node.counters.snapshot()
         # callback -> publish inside the node, to tell the node's own cost from the transport's
         internal = detector_node.counters.latency.percentiles(50, 99)
         result['node_internal_ms'] = {'p50': internal[0], 'p99': internal[1]}
+        waits = detector_node.counters.queue_wait.percentiles(50, 99)
+        result['node_queue_wait_ms'] = {'p50': waits[0], 'p99': waits[1]}
         result['node_counters'] = {k: getattr(snap, k) for k in (
             'received', 'processed', 'dropped', 'bad_input', 'inference_errors', 'last_error')}
         detector_node.stop()
@@ -490,6 +505,8 @@ def memory_child(args: argparse.Namespace) -> None:
     if torch is not None:
         free, total = torch.cuda.mem_get_info()
         out['gpu_max_allocated_mb'] = torch.cuda.max_memory_allocated() / 2**20
+        out['gpu_reserved_mb'] = torch.cuda.memory_reserved() / 2**20
+        out['gpu_max_reserved_mb'] = torch.cuda.max_memory_reserved() / 2**20
         out['gpu_device_used_mb'] = (total - free) / 2**20
     print('MEMORY ' + json.dumps(out))
 
@@ -657,14 +674,17 @@ def markdown(report: Dict[str, Any]) -> str:
             pairs = ', '.join(f'{k} {v:.2f}' for k, v in rec['ratios'].items())
             lines.append(f"- {rec['spec']}: {pairs}")
     lines += ['', '## Cameras through the node (30 fps each offered, batch = cameras)', '',
-              '| Backend | Cameras | fps total | fps per camera | latency p50 / p99 ms |',
-              '| --- | --- | --- | --- | --- |']
+              '| Backend | Cameras | fps total | fps per camera | answered | dropped in node '
+              '| latency p50 / p99 ms |',
+              '| --- | --- | --- | --- | --- | --- | --- |']
     for rec in report['results']:
         for cam in rec.get('cameras', []):
             lat = cam['latency_ms']
             per = ', '.join(_f(v, 1) for v in cam['fps_per_camera'])
             lines.append(f"| {rec['spec']} | {cam['cameras']} | {_f(cam['fps_total'], 1)} | "
-                         f"{per} | {_f(lat['p50'])} / {_f(lat['p99'])} |")
+                         f"{per} | {cam.get('received', 0)}/{cam.get('published', 0)} | "
+                         f"{cam.get('node_counters_measured', {}).get('dropped', '')} | "
+                         f"{_f(lat['p50'])} / {_f(lat['p99'])} |")
     lines += ['', '## Peak memory (separate child processes)', '',
               '| Backend | Who | Peak RSS MB | GPU max allocated MB | GPU device used MB |',
               '| --- | --- | --- | --- | --- |']

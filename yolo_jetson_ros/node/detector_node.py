@@ -40,7 +40,7 @@ try:  # rclpy >= Iron
 except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
 
-from .conversions import class_names_summary, detections_to_msg, message_to_array
+from .conversions import class_names_summary, DetectionArrayBuilder, message_to_array
 from .features import RosFeaturesMixin
 from ..parameters import (
     BY_NAME, check_value, PARAMETERS, ParamSpec, parse_classes, resolve_classes
@@ -49,9 +49,10 @@ from ..pipeline.backends.tensorrt_backend import dla_core_count, validate_tensor
 from ..pipeline.detector import build_detector, ConfigurationError, Detector, DetectorConfig
 from ..pipeline.image_codec import ImageFormatError
 from ..pipeline.postprocess import NmsSettings
-from ..stats import FrameCounters, HEADER_WARNINGS
+from ..stats import FrameCounters, HEADER_WARNINGS, LogThrottle
 
 NODE_NAME = 'yolo_detector'
+HANDOFF_WAIT_S = 0.005  # longest an image callback waits for an idle worker (see _on_image)
 SINGLE_OUTPUT_TOPIC = 'detections_output'  # Isaac ROS' name for the decoder output
 DETECTIONS_QOS = QoSProfile(depth=10)  # reliable: every kind of subscriber can connect
 
@@ -69,6 +70,7 @@ class Camera:
     counters: FrameCounters = field(default_factory=FrameCounters)
     debug_publisher: Optional[Publisher] = None
     tracker: Optional[Any] = None  # tracking.Tracker when the tracker parameter is set
+    messages: DetectionArrayBuilder = field(default_factory=DetectionArrayBuilder)
 
 
 class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
@@ -82,8 +84,11 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
         self._worker: Optional[threading.Thread] = None
         self._frame_ready = threading.Condition()
         self._running = False
+        self._worker_idle = False  # waiting for any frame, not for a batch window
+        self._taken: Tuple[Any, ...] = ()  # frames the worker took and has not yet submitted
         self._configured = False
         self.counters = FrameCounters()
+        self._log_throttle = LogThrottle(5.0)
         super().__init__(node_name, **kwargs)
         for spec in PARAMETERS:
             self._declare(spec)
@@ -325,7 +330,16 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
             cam.pending_since = time.monotonic()
             cam.counters.add('received')
             self.counters.add('received')
-            self._frame_ready.notify()
+            self._frame_ready.notify_all()
+            if self._worker_idle:
+                # Wait, with the GIL released, until the worker has handed this frame to the
+                # model. Returning at once would run the executor's Python bookkeeping (~0.3 ms
+                # on an embedded CPU) while the worker needs the GIL for the frame's own Python
+                # work; this way the bookkeeping overlaps the inference instead.
+                self._frame_ready.wait_for(
+                    lambda: not self._running or (
+                        cam.pending is not msg and not any(m is msg for m in self._taken)),
+                    timeout=HANDOFF_WAIT_S)
 
     def _on_incompatible_qos(self, cam: Camera, event: Any) -> None:
         self.get_logger().warning(
@@ -340,12 +354,16 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
         assert self._detector is not None
         batch = self._detector.info.batch
         window_s = self.param('batch_window_ms') / 1e3
+        windowed = batch > 1 and len(self._cameras) > 1 and window_s > 0
         with self._frame_ready:
+            # while batching, callbacks must not wait for the worker: it waits for them
+            self._worker_idle = not windowed
             while self._running and not any(c.pending is not None for c in self._cameras):
                 self._frame_ready.wait(0.5)
+            self._worker_idle = False
             if not self._running:
                 return None
-            if batch > 1 and len(self._cameras) > 1 and window_s > 0:
+            if windowed:
                 deadline = time.monotonic() + window_s
                 while self._running and sum(c.pending is not None for c in self._cameras) < min(
                     batch, len(self._cameras)
@@ -358,9 +376,19 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
                 (c for c in self._cameras if c.pending is not None), key=lambda c: c.pending_since
             )[:batch]
             frames = [(c, c.pending, c.pending_since) for c in ready]
+            now = time.monotonic()
             for c in ready:
                 c.pending = None
+                self.counters.queue_wait.add((now - c.pending_since) * 1e3)
+            self._taken = tuple(msg for _, msg, _ in frames)
             return frames  # type: ignore[return-value]
+
+    def _submitted(self) -> None:
+        """Let the image callbacks waiting for the frames being processed return."""
+        with self._frame_ready:
+            if self._taken:
+                self._taken = ()
+                self._frame_ready.notify_all()
 
     def _run_worker(self) -> None:
         """Worker thread: decode, detect, publish; no exception ever escapes."""
@@ -372,9 +400,10 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
                 self._process(frames)
             except Exception as exc:  # keep the node alive whatever a frame does
                 self.counters.error('inference_errors', f'{type(exc).__name__}: {exc}')
-                self.get_logger().error(
-                    f'inference failed: {type(exc).__name__}: {exc}', throttle_duration_sec=5.0
-                )
+                if self._log_throttle.due('inference_errors'):
+                    self.get_logger().error(f'inference failed: {type(exc).__name__}: {exc}')
+            finally:
+                self._submitted()  # bad frames, errors: their callbacks must not wait on
 
     def _process(self, frames: Sequence[Tuple[Camera, Image, float]]) -> None:
         detector = self._detector
@@ -388,34 +417,35 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
             except ImageFormatError as exc:
                 cam.counters.error('bad_input', str(exc))
                 self.counters.error('bad_input', str(exc))
-                self.get_logger().error(
-                    f'dropping frame from {self.resolve_topic_name(cam.input_topic)} '
-                    f'(frame_id "{msg.header.frame_id}"): {exc}',
-                    throttle_duration_sec=5.0,
-                )
+                if self._log_throttle.due(f'bad_input {cam.input_topic}'):
+                    self.get_logger().error(
+                        f'dropping frame from {self.resolve_topic_name(cam.input_topic)} '
+                        f'(frame_id "{msg.header.frame_id}"): {exc}'
+                    )
                 continue
             stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
             for anomaly in cam.counters.check_header(msg.header.frame_id, stamp_ns):
                 self.counters.add(anomaly)
-                self.get_logger().warning(
-                    f'frame from {self.resolve_topic_name(cam.input_topic)} '
-                    f'{HEADER_WARNINGS[anomaly]}; detecting on it anyway',
-                    throttle_duration_sec=5.0)
+                if self._log_throttle.due(f'{anomaly} {cam.input_topic}'):
+                    self.get_logger().warning(
+                        f'frame from {self.resolve_topic_name(cam.input_topic)} '
+                        f'{HEADER_WARNINGS[anomaly]}; detecting on it anyway')
             good.append((cam, msg, since))
             images.append(image)
             bgr.append(is_bgr)
         if not images:
             return
-        results = detector.detect_batch(images, bgr)
+        results = detector.detect_batch(images, bgr, on_submitted=self._submitted)
+        self._submitted()  # a backend that had nothing to wait for
         for (cam, msg, since), dets, image, is_bgr in zip(good, results, images, bgr):
             dets = self._track(cam, dets, image, is_bgr)
             if cam.publisher is not None:
-                cam.publisher.publish(detections_to_msg(dets, msg.header))
-            self._publish_debug_image(cam, msg.header, image, is_bgr, dets)
+                cam.publisher.publish(cam.messages.build(dets, msg.header))
             latency_ms = (time.monotonic() - since) * 1e3
             for counters in (cam.counters, self.counters):
                 counters.add('processed')
                 counters.latency.add(latency_ms)
+            self._publish_debug_image(cam, msg.header, image, is_bgr, dets)
 
     # ------------------------------------------------------------------ helpers
     @property

@@ -74,6 +74,8 @@ class HealthReporter:
             'inference_errors': str(snap.inference_errors),
             'latency_p50_ms': _fmt(p50),
             'latency_p99_ms': _fmt(p99),
+            # of that latency, the wait for the worker: high means inference is the bottleneck
+            'queue_wait_p50_ms': _fmt(counters.queue_wait.percentiles(50)[0]),
             'backend': describe.backend,
             'device': describe.device,
             'precision': describe.precision,

@@ -26,9 +26,11 @@ always those of greedy NMS.
 The same code runs on the CPU device (tests use that); there is no pinned memory or graph then.
 """
 
+import contextlib
+import ctypes
 from dataclasses import dataclass
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -85,24 +87,27 @@ def letterbox_into(dst: torch.Tensor, src: torch.Tensor, geometry: LetterboxGeom
     Letterbox one HxWx3 uint8 device image into ``dst`` (3, H, W) as RGB in [0, 1].
 
     Bilinear resize in float32 (horizontal pass, then vertical, as OpenCV), rounded to uint8
-    values like cv2.resize's output, then divided by 255 into ``dst``'s dtype; the border is
-    the pad value 114.
+    values like cv2.resize's output, then divided by 255 in ``dst``'s dtype (as Ultralytics
+    divides its fp16 input); the border is the pad value 114. In-place arithmetic keeps the
+    temporaries to two float32 images, which matters inside the CUDA graph's memory pool.
     """
     new_h, new_w = geometry.resized_hw
+    region = dst[:, geometry.top:geometry.top + new_h, geometry.left:geometry.left + new_w]
     if plan.identity:
-        img = src.to(torch.float32)
+        img = src
     else:
-        s = src.to(torch.float32)
         wx = plan.wx[None, :, None]
-        cols = s.index_select(1, plan.x0) * (1.0 - wx) + s.index_select(1, plan.x1) * wx
+        cols = src.index_select(1, plan.x0).to(torch.float32).mul_(1.0 - wx)
+        cols.add_(src.index_select(1, plan.x1).to(torch.float32).mul_(wx))
         wy = plan.wy[:, None, None]
-        img = cols.index_select(0, plan.y0) * (1.0 - wy) + cols.index_select(0, plan.y1) * wy
-        img = img.round_()
+        img = cols.index_select(0, plan.y0).mul_(1.0 - wy)
+        img.add_(cols.index_select(0, plan.y1).mul_(wy)).round_()
     chw = img.permute(2, 0, 1)
     if bgr:
         chw = chw.flip(0)
     dst.fill_(PAD_VALUE / 255.0)
-    dst[:, geometry.top:geometry.top + new_h, geometry.left:geometry.left + new_w] = chw / 255.0
+    region.copy_(chw)  # integer values 0..255: exact in fp16 and fp32
+    region.div_(255.0)
 
 
 # ---------------------------------------------------------------------------------- decoding
@@ -176,14 +181,15 @@ def fixed_dense(pred: torch.Tensor, ds: DeviceSettings, k: int,
     """
     if iterations < 1:
         raise ValueError('Cluster-NMS needs at least one iteration')
-    pred = pred.float()
+    # the max of fp16 scores is exact: only the (B, A) maxima and k boxes become float32
     best, cls_idx = pred[:, 4:].max(dim=1)  # (B, A): best class over all, then the filter
+    best = best.float()
     valid_all = (best > ds.conf) & (ds.class_weight[cls_idx] > 0)
     n_valid = valid_all.sum(dim=1)
-    masked = torch.where(valid_all, best, torch.full_like(best, -1.0))
+    masked = torch.where(valid_all, best, -1.0)
     top_scores, top_idx = masked.topk(k, dim=1, sorted=True)  # (B, k)
     valid = top_scores > ds.conf
-    xywh = pred[:, :4].gather(2, top_idx[:, None, :].expand(-1, 4, -1)).transpose(1, 2)
+    xywh = pred[:, :4].gather(2, top_idx[:, None, :].expand(-1, 4, -1)).float().transpose(1, 2)
     boxes = xywh_to_xyxy(xywh)  # (B, k, 4)
     cls_k = cls_idx.gather(1, top_idx).float()
     shifted = boxes + (cls_k * ds.class_offset)[..., None]
@@ -193,16 +199,19 @@ def fixed_dense(pred: torch.Tensor, ds: DeviceSettings, k: int,
     inter = (rb - lt).clamp_(min=0).prod(dim=-1)
     iou = inter / (area[:, :, None] + area[:, None, :] - inter)
     upper = torch.ones((k, k), dtype=torch.bool, device=pred.device).triu_(diagonal=1)
-    # suppress[b, i, j]: a kept i (higher score) removes j
-    mm_dtype = torch.float16 if pred.is_cuda else torch.float32  # counts <= k stay exact
-    suppress = ((iou > ds.iou) & upper & valid[:, :, None] & valid[:, None, :]).to(mm_dtype)
-    keep = valid.clone()
-    previous = keep
+    # suppress[b, i, j]: a kept i (higher score) removes j. Invalid boxes need no masking here:
+    # they start and stay unkept (keep <= valid), so they neither suppress nor survive.
+    mm_dtype = torch.float16 if pred.is_cuda else torch.float32  # integers <= k stay exact
+    suppress = ((iou > ds.iou) & upper).to(mm_dtype)
+    valid_f = valid.to(mm_dtype)[:, None, :]  # (B, 1, k) of 0/1
+    keep_f = previous_f = valid_f
     for _ in range(iterations):
-        previous = keep
-        hits = torch.bmm(keep.to(mm_dtype)[:, None, :], suppress)[:, 0]
-        keep = valid & (hits == 0)
-    converged = (keep == previous).all(dim=1)
+        # keep j iff valid and no kept box suppresses it: clamp(valid - keep @ suppress, 0),
+        # two kernels per iteration (one fused GEMM with beta = 1, alpha = -1, and the clamp)
+        previous_f = keep_f
+        keep_f = torch.baddbmm(valid_f, keep_f, suppress, alpha=-1).clamp_(min=0)
+    keep = keep_f[:, 0] > 0.5
+    converged = (keep_f == previous_f).all(dim=2)[:, 0]
     count = keep.sum(dim=1)
     order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices
     rows = torch.cat((boxes, top_scores[..., None], cls_k[..., None]), dim=2)
@@ -211,6 +220,25 @@ def fixed_dense(pred: torch.Tensor, ds: DeviceSettings, k: int,
 
 
 # ---------------------------------------------------------------------------------- the pipeline
+def private_stream(device: torch.device) -> Tuple['torch.cuda.Stream', Optional[int]]:
+    """
+    Return ``(stream, handle)``: a CUDA stream of our own and its raw handle to destroy.
+
+    ``torch.cuda.Stream()`` draws from torch's stream pool, which creates dozens of streams on
+    first use; one stream made with the CUDA runtime costs next to nothing. Falls back to the
+    pool (handle None) where the runtime call is not exposed.
+    """
+    try:
+        handle = ctypes.c_void_p()
+        with torch.cuda.device(device):
+            err = torch.cuda.cudart().cudaStreamCreate(ctypes.addressof(handle))
+        if int(getattr(err, 'value', err)) == 0 and handle.value:
+            return torch.cuda.ExternalStream(handle.value, device=device), int(handle.value)
+    except (AttributeError, RuntimeError, TypeError):
+        pass
+    return torch.cuda.Stream(device), None
+
+
 @dataclass
 class _Slot:
     """The per-source-size buffers of one batch slot."""
@@ -251,6 +279,14 @@ class GpuPipeline:
         self._graphs: Dict[tuple, Tuple[torch.cuda.CUDAGraph, tuple]] = {}
         self._seen: Dict[tuple, int] = {}
         self._pool = torch.cuda.graph_pool_handle() if self.use_graph else None
+        # One stream for everything, eager warm-up and capture included: cuBLAS keeps a
+        # workspace per stream (32 MiB on Hopper), and torch.cuda.graph() would otherwise capture
+        # on a side stream of its own and allocate a second one.
+        self.stream: Optional[torch.cuda.Stream] = None
+        self._stream_handle: Optional[int] = None
+        if self.cuda:
+            self.stream, self._stream_handle = private_stream(self.device)
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))  # the fills above
         self._host: Dict[tuple, List[torch.Tensor]] = {}
         self.raw: Optional[torch.Tensor] = None  # the last raw output (for exact redo)
         self.graph_replays = 0
@@ -260,6 +296,12 @@ class GpuPipeline:
         # device work up to the synchronisation; host-side unpacking and scaling
         self.stage_ms: Tuple[float, float, float] = (0.0, 0.0, 0.0)
         self._t_pre = 0.0
+
+    def on_stream(self) -> ContextManager:
+        """Make the pipeline's stream current (no-op on the CPU)."""
+        if self.stream is None:
+            return contextlib.nullcontext()
+        return torch.cuda.stream(self.stream)
 
     # ------------------------------------------------------------------ buffers
     def _slot(self, index: int, source_hw: Tuple[int, int]) -> _Slot:
@@ -307,21 +349,26 @@ class GpuPipeline:
         if self.end2end:
             return (raw,)
         k = min(self.max_candidates, int(raw.shape[-1]))
-        return (raw, *fixed_dense(raw, self.dsettings, k, self.iterations))
+        rows, count, converged, overflow = fixed_dense(raw, self.dsettings, k, self.iterations)
+        # one (B, 6k + 3) float32 tensor: a single device-to-host copy per frame
+        flags = torch.stack((count.float(), converged.float(), overflow.float()), dim=1)
+        return (raw, torch.cat((rows.flatten(1), flags), dim=1))
 
     def preprocess(self, images: Sequence[np.ndarray]) -> List[_Slot]:
         """Stage the images and start their (non-blocking) uploads; return their slots."""
         if len(images) > self.batch:
             raise ValueError(f'{len(images)} images for a batch-{self.batch} pipeline')
         slots = []
-        for i, image in enumerate(images):
-            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-                raise ValueError(f'expected an HxWx3 uint8 image, got {image.shape} {image.dtype}')
-            slot = self._slot(i, (int(image.shape[0]), int(image.shape[1])))
-            np.copyto(slot.staging.numpy(), image)
-            if self.cuda:
-                slot.device_image.copy_(slot.staging, non_blocking=True)
-            slots.append(slot)
+        with self.on_stream():
+            for i, image in enumerate(images):
+                if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                    raise ValueError(
+                        f'expected an HxWx3 uint8 image, got {image.shape} {image.dtype}')
+                slot = self._slot(i, (int(image.shape[0]), int(image.shape[1])))
+                np.copyto(slot.staging.numpy(), image)
+                if self.cuda:
+                    slot.device_image.copy_(slot.staging, non_blocking=True)
+                slots.append(slot)
         return slots
 
     def _run_device(self, slots: Sequence[_Slot], bgr: Sequence[bool]) -> tuple:
@@ -336,10 +383,13 @@ class GpuPipeline:
                 return self._device_work(slots, bgr)
             torch.cuda.synchronize(self.device)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self._pool):
+            with torch.cuda.graph(graph, pool=self._pool, stream=self.stream):
                 outputs = self._device_work(slots, bgr)
             entry = (graph, outputs)
             self._graphs[key] = entry
+            # the eager frames' activations stay cached outside the graph's pool otherwise:
+            # give them back, so the device holds one set of buffers, the graph's
+            torch.cuda.empty_cache()
         entry[0].replay()
         self.graph_replays += 1
         return entry[1]
@@ -355,27 +405,28 @@ class GpuPipeline:
         return bufs
 
     # ------------------------------------------------------------------ the frame
-    def detect(self, images: Sequence[np.ndarray], bgr: Sequence[bool],
-               settings: NmsSettings) -> List[np.ndarray]:
+    def detect(self, images: Sequence[np.ndarray], bgr: Sequence[bool], settings: NmsSettings,
+               on_submitted: Optional[Callable[[], None]] = None) -> List[np.ndarray]:
         """
         Detect on up to ``batch`` images; return one (N, 6) float32 array each, source pixels.
 
-        Rows are x1, y1, x2, y2, score, class, sorted by score.
+        Rows are x1, y1, x2, y2, score, class, sorted by score. ``on_submitted`` is called once
+        the frame's device work is queued, just before the host waits for it.
         """
         with torch.inference_mode():
             t0 = time.perf_counter()
             slots = self.preprocess(images)
             self._t_pre = time.perf_counter() - t0
-            return self.finish(slots, bgr, settings)
+            return self.finish(slots, bgr, settings, on_submitted)
 
-    def finish(self, slots: Sequence[_Slot], bgr: Sequence[bool],
-               settings: NmsSettings) -> List[np.ndarray]:
+    def finish(self, slots: Sequence[_Slot], bgr: Sequence[bool], settings: NmsSettings,
+               on_submitted: Optional[Callable[[], None]] = None) -> List[np.ndarray]:
         """Run the device part for already uploaded ``slots`` and bring back the detections."""
         n = len(slots)
         if n == 0:
             return []
         t_start = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), self.on_stream():
             self._update_settings(settings)
             if settings.multi_label and not self.end2end:
                 # one row per (box, class): data-dependent sizes, always the exact eager path
@@ -387,17 +438,21 @@ class GpuPipeline:
             bufs = self._host_buffers(outputs)
             src = outputs if self.end2end else outputs[1:]
             for buf, t in zip(bufs, src):
-                buf.copy_(t, non_blocking=self.cuda)
-            if self.cuda:
-                torch.cuda.current_stream(self.device).synchronize()
+                buf.copy_(t, non_blocking=self.cuda)  # one tensor: the end2end rows or packed
+            if on_submitted is not None:
+                on_submitted()
+            if self.stream is not None:
+                self.stream.synchronize()
             t_synced = time.perf_counter()
             results = []
             for i in range(n):
                 if self.end2end:
                     rows = decode_end2end(bufs[0][i].numpy(), settings)
                 else:
-                    rows_all, count = bufs[0][i].numpy(), int(bufs[1][i])
-                    converged, overflow = bool(bufs[2][i]), bool(bufs[3][i])
+                    packed = bufs[0][i].numpy()
+                    rows_all = packed[:-3].reshape(-1, 6)
+                    count = int(packed[-3])
+                    converged, overflow = bool(packed[-2] > 0.5), bool(packed[-1] > 0.5)
                     if converged and (not overflow or count >= settings.max_det):
                         rows = rows_all[:min(count, settings.max_det)]
                     else:
@@ -417,11 +472,17 @@ class GpuPipeline:
         return out
 
     def close(self) -> None:
-        """Drop graphs and buffers."""
+        """Drop graphs, buffers and the stream."""
+        if self.stream is not None:
+            self.stream.synchronize()
         self._graphs.clear()
         self._slots = [{} for _ in range(self.batch)]
         self._host.clear()
         self.raw = None
+        if self._stream_handle is not None:
+            torch.cuda.cudart().cudaStreamDestroy(self._stream_handle)
+            self._stream_handle = None
+        self.stream = None
 
 
 __all__ = ['DeviceSettings', 'GpuPipeline', 'ResizePlan', 'exact_dense', 'exact_end2end',

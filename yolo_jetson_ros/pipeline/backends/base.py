@@ -4,7 +4,7 @@
 
 import abc
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -55,8 +55,13 @@ class Backend(abc.ABC):
         """Run the model on ``batch`` (B, 3, H, W) float32; return its output as a NumPy array."""
 
     def detect_images(self, images: Sequence[np.ndarray], bgr_flags: Sequence[bool],
-                      settings: NmsSettings) -> List[np.ndarray]:
-        """Fused path: one (N, 6) float32 array per image in source pixels (if has_fused_path)."""
+                      settings: NmsSettings,
+                      on_submitted: Optional[Callable[[], None]] = None) -> List[np.ndarray]:
+        """
+        Fused path: one (N, 6) float32 array per image in source pixels (if has_fused_path).
+
+        ``on_submitted`` is called once the device has the work, before waiting for it.
+        """
         raise NotImplementedError(f'the {self.name} backend has no fused device path')
 
     @property

@@ -10,7 +10,7 @@ the GPU, replayed as a CUDA graph. On the CPU the detector keeps its NumPy pre/p
 
 import os
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, TYPE_CHECKING
+from typing import Callable, List, Optional, Sequence, Tuple, TYPE_CHECKING
 
 import numpy as np
 
@@ -51,7 +51,9 @@ class TorchBackend(Backend):
         self._torch = torch
         self._device = torch.device(device)
         try:
-            model, _ckpt = load_checkpoint(str(weights), device=self._device, fuse=False)
+            # Loaded, fused and cast on the CPU, then moved: only the final weights ever occupy
+            # device memory (fusing on the device held three copies at once, +20 MB for YOLO11n)
+            model, _ckpt = load_checkpoint(str(weights), device='cpu', fuse=False)
             # Ultralytics' predict() default is the dense head + NMS for every model; the
             # NMS-free one-to-one head (YOLO26, YOLOv10) only on request. Chosen before fusing.
             if hasattr(model, 'end2end'):
@@ -61,7 +63,7 @@ class TorchBackend(Backend):
             raise BackendError(f"cannot load PyTorch weights '{weights}': {exc}") from exc
         if half:
             model = model.half()
-        self.model = model.eval()
+        self.model = model.eval().to(self._device)
         head = model.model[-1]
         self.info = ModelInfo(names={int(k): str(v) for k, v in dict(model.names).items()},
                               input_hw=(imgsz, imgsz), batch=batch,
@@ -69,7 +71,8 @@ class TorchBackend(Backend):
                               end2end=bool(getattr(head, 'end2end', False)),
                               task=str(getattr(model, 'task', 'detect')))
         self._dtype = torch.float16 if half else torch.float32
-        self._input = torch.zeros((batch, 3, imgsz, imgsz), dtype=self._dtype, device=self._device)
+        self._input: Optional['torch.Tensor'] = None  # infer()'s input, made on first use
+        self._input_shape = (batch, 3, imgsz, imgsz)
         self.device = device
         self.precision = 'fp16' if half else 'fp32'
         self.has_fused_path = self._device.type == 'cuda'
@@ -88,11 +91,12 @@ class TorchBackend(Backend):
         return out[0] if isinstance(out, (list, tuple)) else out
 
     def detect_images(self, images: Sequence[np.ndarray], bgr_flags: Sequence[bool],
-                      settings: NmsSettings) -> List[np.ndarray]:
+                      settings: NmsSettings,
+                      on_submitted: Optional[Callable[[], None]] = None) -> List[np.ndarray]:
         """Fused GPU path: one (N, 6) float32 array per image, boxes in source-image pixels."""
         if self.pipeline is None:
             raise BackendError('the fused path needs a CUDA device')
-        return self.pipeline.detect(images, bgr_flags, settings)
+        return self.pipeline.detect(images, bgr_flags, settings, on_submitted)
 
     @property
     def stage_ms(self) -> Optional[Tuple[float, float, float]]:
@@ -103,6 +107,9 @@ class TorchBackend(Backend):
         """Copy ``batch`` into the preallocated device input, run the model, return NumPy."""
         torch = self._torch
         with torch.inference_mode():
+            if self._input is None:  # not on the fused path: it has its own input
+                self._input = torch.zeros(self._input_shape, dtype=self._dtype,
+                                          device=self._device)
             self._input.copy_(torch.from_numpy(batch), non_blocking=False)
             out = self.model(self._input)
             if isinstance(out, (list, tuple)):

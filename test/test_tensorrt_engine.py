@@ -846,6 +846,38 @@ def test_engine_file_without_metadata(fake_trt: ModuleType, onnx_export: Path,
     assert [list(d.class_ids) for d in found] == [[3], [3]]
 
 
+def test_fused_path_letterboxes_into_the_engine_and_decodes_its_output(
+        exporter: FakeExporter, onnx_export: Path, names: Dict[int, str], tmp_path: Path,
+        sample_images: Dict[str, np.ndarray]) -> None:
+    """
+    The fused path gives the host path's detections, through the engine's own buffers.
+
+    On CUDA by default, it letterboxes into the engine's bound input, runs it in place and
+    decodes its bound output. Run here on host buffers with the fake: the wiring is tested.
+    """
+    path = tmp_path / 'yolo11n.engine'
+    path.write_bytes(ultralytics_engine_bytes(ultralytics_metadata(names, 640, 1, False, False,
+                                                                   None),
+                                              dense_plan(onnx=onnx_export)))
+    model = ResolvedModel(path, 'engine', 'path')
+    host, _ = configure(model, make_config(tmp_path / 'cache', precision='auto'))
+    assert not host.has_fused_path  # off on the CPU 'device' by default
+    image = sample_images['bus.jpg']
+    reference = Detector(host, model).detect(image)
+    fused = tensorrt_backend.TensorRTBackend(host.runner, host.info, 'cpu', host.precision,
+                                             host.engine_path, host.dla_core, fused=True)
+    assert fused.has_fused_path and fused.pipeline is not None
+    assert fused.pipeline.input is host.runner.bound_tensors()[0]  # no copy in between
+    detector = Detector(fused, model)
+    events: List[str] = []
+    got = detector.detect_batch([image], on_submitted=lambda: events.append('submitted'))[0]
+    assert events == ['submitted']
+    assert_same_detections(got, reference.boxes_xyxy, reference.scores, reference.class_ids)
+    fused.execute_only()  # the benchmark's bare forward: the engine alone, bound buffers
+    fused.close()
+    assert fused.pipeline is None
+
+
 def test_stale_given_engine_says_to_rebuild(fake_trt: ModuleType, tmp_path: Path,
                                             names: Dict[int, str]) -> None:
     """A given .engine from another TensorRT is not rebuilt (no weights): a clear error."""
@@ -1100,8 +1132,14 @@ def test_real_tensorrt_engine_on_bus(yolo11n_pt: Path, tmp_path: Path,
     config = make_config(tmp_path / 'cache', device='cuda:0', precision='fp32')
     backend, log = configure(model, config)
     assert 'takes minutes' in log.text
+    assert backend.has_fused_path  # on CUDA: pre/post on the GPU around the engine
     found = Detector(backend, model).detect(sample_images['bus.jpg'])
-    assert_same_detections(found, *_ultralytics_reference(yolo11n_pt, sample_images['bus.jpg']))
+    reference = _ultralytics_reference(yolo11n_pt, sample_images['bus.jpg'])
+    assert_same_detections(found, *reference)
+    host = tensorrt_backend.TensorRTBackend(backend.runner, backend.info, 'cuda:0',
+                                            backend.precision, backend.engine_path,
+                                            backend.dla_core, fused=False)
+    assert_same_detections(Detector(host, model).detect(sample_images['bus.jpg']), *reference)
     backend.close()
     again, log = configure(model, config)
     assert 'reusing cached' in log.text

@@ -8,7 +8,8 @@ cache), allocate buffers, warm up. activate: subscribe to the image topic(s) and
 vision_msgs/Detection2DArray. Frames are handed from the subscription callback to one worker
 thread through a one-deep slot per camera: the newest frame always wins, frames overwritten before
 the worker took them are counted as dropped, and the executor stays free for services and
-parameters while inference runs.
+parameters while inference runs. The worker lives from configure to cleanup and runs the warm-up
+itself: torch keeps cuDNN plans and cuBLAS handles per thread.
 """
 
 from dataclasses import dataclass, field
@@ -83,7 +84,10 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
         self._cameras: List[Camera] = []
         self._worker: Optional[threading.Thread] = None
         self._frame_ready = threading.Condition()
-        self._running = False
+        self._worker_alive = False  # configure .. cleanup
+        self._warm_up_error: Optional[str] = None
+        self._active = False  # subscribed (activate .. deactivate)
+        self._busy = False  # the worker is processing frames it took
         self._worker_idle = False  # waiting for any frame, not for a batch window
         self._taken: Tuple[Any, ...] = ()  # frames the worker took and has not yet submitted
         self._configured = False
@@ -203,7 +207,7 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
             f'precision={config.precision} imgsz={config.imgsz}'
         )
         try:
-            detector = build_detector(config, log=log.info)
+            detector = build_detector(config, log=log.info, warm_up=False)
         except ConfigurationError as exc:
             log.error(f'configure failed: {exc}')
             return TransitionCallbackReturn.FAILURE
@@ -228,6 +232,8 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
                 Detection2DArray, cam.output_topic, DETECTIONS_QOS
             )
         reason = self._configure_features(SINGLE_OUTPUT_TOPIC)
+        if reason is None:
+            reason = self._start_worker()
         if reason is not None:
             log.error(f'configure failed: {reason}')
             self._release()
@@ -246,7 +252,7 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Subscribe to the cameras and start the worker."""
+        """Subscribe to the cameras (the worker is already running)."""
         qos = image_qos(self.param('qos_reliability'))
         for cam in self._cameras:
             cam.subscription = self.create_subscription(
@@ -257,9 +263,7 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
                     incompatible_qos=lambda event, c=cam: self._on_incompatible_qos(c, event)
                 ),
             )
-        self._running = True
-        self._worker = threading.Thread(target=self._run_worker, name='yolo_worker', daemon=True)
-        self._worker.start()
+        self._active = True
         self.get_logger().info(
             'active: waiting for images on '
             + ', '.join(self.resolve_topic_name(c.input_topic) for c in self._cameras)
@@ -267,8 +271,8 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop taking frames; the detector stays loaded."""
-        self._stop_processing()
+        """Stop taking frames; the detector and its worker stay ready."""
+        self._stop_inputs()
         self.get_logger().info('inactive')
         return super().on_deactivate(state)
 
@@ -290,23 +294,45 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
 
     def stop(self) -> None:
         """Stop the worker and free every resource (idempotent; used at process exit too)."""
-        self._stop_processing()
+        self._stop_inputs()
         self._release()
 
-    def _stop_processing(self) -> None:
-        with self._frame_ready:
-            self._running = False
-            self._frame_ready.notify_all()
-        if self._worker is not None:
-            self._worker.join()
-            self._worker = None
+    def _start_worker(self) -> Optional[str]:
+        """Start the worker thread; it warms the detector up first. Return why it failed."""
+        self._warm_up_error = None
+        warmed = threading.Event()
+        self._worker_alive = True
+        self._worker = threading.Thread(target=self._run_worker, args=(warmed,),
+                                        name='yolo_worker', daemon=True)
+        self._worker.start()
+        warmed.wait()
+        if self._warm_up_error is not None:
+            return f'warm-up failed: {self._warm_up_error}'
+        return None
+
+    def _stop_inputs(self) -> None:
+        """Unsubscribe, drop parked frames and wait for the frames being processed."""
         for cam in self._cameras:
             if cam.subscription is not None:
                 self.destroy_subscription(cam.subscription)
                 cam.subscription = None
-            cam.pending = None
+        with self._frame_ready:
+            self._active = False
+            for cam in self._cameras:
+                cam.pending = None
+            self._frame_ready.notify_all()
+            self._frame_ready.wait_for(lambda: not self._busy)
+
+    def _stop_worker(self) -> None:
+        with self._frame_ready:
+            self._worker_alive = False
+            self._frame_ready.notify_all()
+        if self._worker is not None:
+            self._worker.join()
+            self._worker = None
 
     def _release(self) -> None:
+        self._stop_worker()
         self._release_features()
         for cam in self._cameras:
             if cam.publisher is not None:
@@ -337,7 +363,7 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
                 # on an embedded CPU) while the worker needs the GIL for the frame's own Python
                 # work; this way the bookkeeping overlaps the inference instead.
                 self._frame_ready.wait_for(
-                    lambda: not self._running or (
+                    lambda: not self._active or (
                         cam.pending is not msg and not any(m is msg for m in self._taken)),
                     timeout=HANDOFF_WAIT_S)
 
@@ -358,16 +384,16 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
         with self._frame_ready:
             # while batching, callbacks must not wait for the worker: it waits for them
             self._worker_idle = not windowed
-            while self._running and not any(c.pending is not None for c in self._cameras):
+            while self._worker_alive and not any(c.pending is not None for c in self._cameras):
                 self._frame_ready.wait(0.5)
             self._worker_idle = False
-            if not self._running:
+            if not self._worker_alive:
                 return None
             if windowed:
                 deadline = time.monotonic() + window_s
-                while self._running and sum(c.pending is not None for c in self._cameras) < min(
-                    batch, len(self._cameras)
-                ):
+                wanted = min(batch, len(self._cameras))
+                while self._worker_alive and sum(
+                        c.pending is not None for c in self._cameras) < wanted:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
@@ -381,6 +407,7 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
                 c.pending = None
                 self.counters.queue_wait.add((now - c.pending_since) * 1e3)
             self._taken = tuple(msg for _, msg, _ in frames)
+            self._busy = True
             return frames  # type: ignore[return-value]
 
     def _submitted(self) -> None:
@@ -390,8 +417,17 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
                 self._taken = ()
                 self._frame_ready.notify_all()
 
-    def _run_worker(self) -> None:
-        """Worker thread: decode, detect, publish; no exception ever escapes."""
+    def _run_worker(self, warmed: threading.Event) -> None:
+        """Worker thread: warm up, then decode, detect, publish; no exception ever escapes."""
+        try:
+            assert self._detector is not None
+            self._detector.warm_up()
+        except Exception as exc:  # CUDA out of memory, TensorRT errors: configure fails
+            self._warm_up_error = f'{type(exc).__name__}: {exc}'
+            self._worker_alive = False
+            return
+        finally:
+            warmed.set()
         while True:
             frames = self._take_frames()
             if frames is None:
@@ -404,6 +440,9 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
                     self.get_logger().error(f'inference failed: {type(exc).__name__}: {exc}')
             finally:
                 self._submitted()  # bad frames, errors: their callbacks must not wait on
+                with self._frame_ready:
+                    self._busy = False
+                    self._frame_ready.notify_all()  # a deactivate waiting for this batch
 
     def _process(self, frames: Sequence[Tuple[Camera, Image, float]]) -> None:
         detector = self._detector

@@ -136,7 +136,7 @@ class RosFeaturesMixin:
 
     # ------------------------------------------------------------------ diagnostics
     def _lifecycle_label(self) -> str:
-        if self._running:
+        if self._active:
             return 'active'
         return 'inactive' if self._configured else 'unconfigured'
 

@@ -103,6 +103,7 @@ class Detector:
         blank = np.full((*self.info.input_hw, 3), 114, np.uint8)
         for _ in range(iterations):
             self.detect(blank)
+        self.backend.after_warm_up()
 
     def detect(self, image: np.ndarray, bgr: bool = True) -> Detections:
         """Detect objects in one HxWx3 uint8 image; boxes come back in its pixels."""
@@ -252,11 +253,15 @@ def _onnx_for(model: ResolvedModel, config: DetectorConfig, log: Log) -> Tuple[P
 
 
 def build_detector(
-    config: DetectorConfig, log: Log = lambda _m: None, settings: Optional[NmsSettings] = None
+    config: DetectorConfig, log: Log = lambda _m: None, settings: Optional[NmsSettings] = None,
+    warm_up: bool = True,
 ) -> Detector:
     """
     Resolve, build (or load from cache) and warm up the detector described by ``config``.
 
+    ``warm_up=False`` leaves the warm-up to the caller, to run it on the thread that will infer:
+    torch's cuDNN plan cache and cuBLAS handles are per thread, so a warm-up elsewhere does not
+    spare that thread its first-frame cost (1.3 s for fp16 on an H100).
     Raises :class:`ConfigurationError` with a one-line reason on any failure.
     """
     try:
@@ -296,7 +301,8 @@ def build_detector(
 
             backend = create_tensorrt_backend(model, config, device, precision, log)
         detector = Detector(backend, model, settings)
-        detector.warm_up()
+        if warm_up:
+            detector.warm_up()
         return detector
     except (ModelError, BackendError, ConfigurationError, ExportError) as exc:
         raise ConfigurationError(str(exc)) from exc

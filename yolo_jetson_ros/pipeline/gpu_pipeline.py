@@ -169,15 +169,21 @@ class DeviceSettings:
     class_offset: torch.Tensor  # MAX_WH, or 0 for agnostic NMS
 
 
-def fixed_dense(pred: torch.Tensor, ds: DeviceSettings, k: int,
-                iterations: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def upper_triangle(k: int, device: 'torch.device | str') -> torch.Tensor:
+    """Return the (k, k) bool mask of pairs (i, j) with i < j: box i scores higher than j."""
+    return torch.ones((k, k), dtype=torch.bool, device=device).triu_(diagonal=1)
+
+
+def fixed_dense_keep(pred: torch.Tensor, ds: DeviceSettings, k: int, iterations: int,
+                     upper: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
     """
     Decode and NMS a dense batch (B, 4 + nc, A) with fixed shapes (CUDA-graph capturable).
 
-    Returns ``rows`` (B, k, 6) with the kept boxes first in score order, ``count`` (B,),
-    ``converged`` (B,) bool and ``overflow`` (B,) bool (more than ``k`` boxes passed ``conf``).
-    The rows equal greedy NMS where ``converged`` and (not ``overflow`` or ``count`` reaches
-    max_det); callers redo other images with :func:`exact_dense`.
+    Returns ``rows`` (B, k, 6) of the best ``k`` candidates in score order, ``keep`` (B, k) of
+    0/1 (the rows greedy NMS keeps, where converged), ``converged`` (B,) bool and ``overflow``
+    (B,) bool (more than ``k`` boxes passed ``conf``). The kept rows equal greedy NMS where
+    ``converged`` and (not ``overflow`` or at least max_det are kept); callers redo other
+    images with :func:`exact_dense`. ``upper`` is :func:`upper_triangle` (k), if precomputed.
     """
     if iterations < 1:
         raise ValueError('Cluster-NMS needs at least one iteration')
@@ -198,7 +204,8 @@ def fixed_dense(pred: torch.Tensor, ds: DeviceSettings, k: int,
     rb = torch.minimum(shifted[:, :, None, 2:], shifted[:, None, :, 2:])
     inter = (rb - lt).clamp_(min=0).prod(dim=-1)
     iou = inter / (area[:, :, None] + area[:, None, :] - inter)
-    upper = torch.ones((k, k), dtype=torch.bool, device=pred.device).triu_(diagonal=1)
+    if upper is None:
+        upper = upper_triangle(k, pred.device)
     # suppress[b, i, j]: a kept i (higher score) removes j. Invalid boxes need no masking here:
     # they start and stay unkept (keep <= valid), so they neither suppress nor survive.
     mm_dtype = torch.float16 if pred.is_cuda else torch.float32  # integers <= k stay exact
@@ -210,13 +217,24 @@ def fixed_dense(pred: torch.Tensor, ds: DeviceSettings, k: int,
         # two kernels per iteration (one fused GEMM with beta = 1, alpha = -1, and the clamp)
         previous_f = keep_f
         keep_f = torch.baddbmm(valid_f, keep_f, suppress, alpha=-1).clamp_(min=0)
-    keep = keep_f[:, 0] > 0.5
     converged = (keep_f == previous_f).all(dim=2)[:, 0]
-    count = keep.sum(dim=1)
-    order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices
     rows = torch.cat((boxes, top_scores[..., None], cls_k[..., None]), dim=2)
+    return rows, keep_f[:, 0], converged, n_valid > k
+
+
+def fixed_dense(pred: torch.Tensor, ds: DeviceSettings, k: int,
+                iterations: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """
+    Return :func:`fixed_dense_keep`'s result with the kept rows moved first.
+
+    ``(rows, count, converged, overflow)``: ``rows[b, :count[b]]`` are the kept boxes in score
+    order.
+    """
+    rows, keep_f, converged, overflow = fixed_dense_keep(pred, ds, k, iterations)
+    keep = keep_f > 0.5
+    order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices
     rows = rows.gather(1, order[..., None].expand(-1, -1, 6))
-    return rows, count, converged, n_valid > k
+    return rows, keep.sum(dim=1), converged, overflow
 
 
 # ---------------------------------------------------------------------------------- the pipeline
@@ -255,7 +273,14 @@ class GpuPipeline:
     def __init__(self, forward: Forward, input_hw: Tuple[int, int], batch: int,
                  device: 'torch.device | str', dtype: torch.dtype, end2end: bool,
                  num_classes: int, use_graph: bool = True, capture_after: int = 2,
-                 max_candidates: int = 256, nms_iterations: int = 8):
+                 max_candidates: int = 256, nms_iterations: int = 8,
+                 input_tensor: Optional[torch.Tensor] = None):
+        """
+        Prepare the pipeline; ``forward`` maps the (batch, 3, H, W) input to the raw output.
+
+        ``input_tensor`` (optional) is the buffer to letterbox into, e.g. a TensorRT engine's
+        bound input, so no copy separates the two; by default the pipeline allocates one.
+        """
         self.forward = forward
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         self.batch = int(batch)
@@ -267,26 +292,38 @@ class GpuPipeline:
         self.use_graph = bool(use_graph and self.cuda)
         self.capture_after = int(capture_after)
         self.iterations = int(nms_iterations)
-        self.input = torch.full((self.batch, 3, *self.input_hw), PAD_VALUE / 255.0, dtype=dtype,
-                                device=self.device)
-        self._slots: List[Dict[Tuple[int, int], _Slot]] = [{} for _ in range(self.batch)]
-        self._settings_key: Optional[tuple] = None
-        self.dsettings = DeviceSettings(
-            conf=torch.zeros((), device=self.device), iou=torch.zeros((), device=self.device),
-            class_weight=torch.ones(self.num_classes, device=self.device),
-            class_offset=torch.full((), MAX_WH, device=self.device))
-        self._k = 0
-        self._graphs: Dict[tuple, Tuple[torch.cuda.CUDAGraph, tuple]] = {}
-        self._seen: Dict[tuple, int] = {}
-        self._pool = torch.cuda.graph_pool_handle() if self.use_graph else None
-        # One stream for everything, eager warm-up and capture included: cuBLAS keeps a
-        # workspace per stream (32 MiB on Hopper), and torch.cuda.graph() would otherwise capture
-        # on a side stream of its own and allocate a second one.
+        # One stream for everything, buffers, eager warm-up and capture included: cuBLAS keeps
+        # a workspace per stream (32 MiB on Hopper), torch.cuda.graph() would otherwise capture
+        # on a side stream of its own, and the caching allocator keeps separate memory segments
+        # per stream (buffers made on another stream pinned a 20 MB segment of their own).
         self.stream: Optional[torch.cuda.Stream] = None
         self._stream_handle: Optional[int] = None
         if self.cuda:
             self.stream, self._stream_handle = private_stream(self.device)
-            self.stream.wait_stream(torch.cuda.current_stream(self.device))  # the fills above
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))  # the model's copy
+        shape = (self.batch, 3, *self.input_hw)
+        with self.on_stream():
+            if input_tensor is None:
+                self.input = torch.full(shape, PAD_VALUE / 255.0, dtype=dtype, device=self.device)
+            else:
+                if (tuple(input_tensor.shape) != shape or input_tensor.dtype != dtype
+                        or input_tensor.device != self.device):
+                    raise ValueError(f'input tensor {tuple(input_tensor.shape)} '
+                                     f'{input_tensor.dtype} on {input_tensor.device} does not '
+                                     f'fit {shape} {dtype} on {self.device}')
+                self.input = input_tensor
+                self.input.fill_(PAD_VALUE / 255.0)
+            self.dsettings = DeviceSettings(
+                conf=torch.zeros((), device=self.device), iou=torch.zeros((), device=self.device),
+                class_weight=torch.ones(self.num_classes, device=self.device),
+                class_offset=torch.full((), MAX_WH, device=self.device))
+        self._slots: List[Dict[Tuple[int, int], _Slot]] = [{} for _ in range(self.batch)]
+        self._settings_key: Optional[tuple] = None
+        self._k = 0
+        self._graphs: Dict[tuple, Tuple[torch.cuda.CUDAGraph, tuple]] = {}
+        self._seen: Dict[tuple, int] = {}
+        self._pool = torch.cuda.graph_pool_handle() if self.use_graph else None
+        self._upper: Optional[torch.Tensor] = None
         self._host: Dict[tuple, List[torch.Tensor]] = {}
         self.raw: Optional[torch.Tensor] = None  # the last raw output (for exact redo)
         self.graph_replays = 0
@@ -349,10 +386,14 @@ class GpuPipeline:
         if self.end2end:
             return (raw,)
         k = min(self.max_candidates, int(raw.shape[-1]))
-        rows, count, converged, overflow = fixed_dense(raw, self.dsettings, k, self.iterations)
-        # one (B, 6k + 3) float32 tensor: a single device-to-host copy per frame
-        flags = torch.stack((count.float(), converged.float(), overflow.float()), dim=1)
-        return (raw, torch.cat((rows.flatten(1), flags), dim=1))
+        if self._upper is None or self._upper.shape[0] != k:
+            self._upper = upper_triangle(k, self.device)  # made eagerly, before any capture
+        rows, keep, converged, overflow = fixed_dense_keep(raw, self.dsettings, k,
+                                                           self.iterations, self._upper)
+        # one (B, 7k + 2) float32 tensor: a single device-to-host copy per frame; the host
+        # picks the kept rows (k = 256 at most: cheaper there than a sort on the device)
+        flags = torch.stack((converged, overflow), dim=1).float()
+        return (raw, torch.cat((rows.flatten(1), keep.float(), flags), dim=1))
 
     def preprocess(self, images: Sequence[np.ndarray]) -> List[_Slot]:
         """Stage the images and start their (non-blocking) uploads; return their slots."""
@@ -450,11 +491,11 @@ class GpuPipeline:
                     rows = decode_end2end(bufs[0][i].numpy(), settings)
                 else:
                     packed = bufs[0][i].numpy()
-                    rows_all = packed[:-3].reshape(-1, 6)
-                    count = int(packed[-3])
+                    k = (packed.shape[0] - 2) // 7
+                    kept = packed[:6 * k].reshape(k, 6)[packed[6 * k:7 * k] > 0.5]
                     converged, overflow = bool(packed[-2] > 0.5), bool(packed[-1] > 0.5)
-                    if converged and (not overflow or count >= settings.max_det):
-                        rows = rows_all[:min(count, settings.max_det)]
+                    if converged and (not overflow or len(kept) >= settings.max_det):
+                        rows = kept[:settings.max_det]
                     else:
                         self.exact_redos += 1
                         rows = exact_dense(self.raw[i], settings).cpu().numpy()
@@ -471,6 +512,22 @@ class GpuPipeline:
             geometry.boxes_to_source(out[:, :4])
         return out
 
+    def forget_sources(self) -> None:
+        """
+        Drop the per-source-size buffers and graphs (after a warm-up on a blank image).
+
+        The warm-up image's device buffer would otherwise stay for good, and with it the
+        allocator segment the warm-up's activations were placed in.
+        """
+        if self.stream is not None:
+            self.stream.synchronize()
+        self._graphs.clear()
+        self._seen.clear()
+        self._slots = [{} for _ in range(self.batch)]
+        self.raw = None
+        if self.cuda:
+            torch.cuda.empty_cache()
+
     def close(self) -> None:
         """Drop graphs, buffers and the stream."""
         if self.stream is not None:
@@ -486,4 +543,4 @@ class GpuPipeline:
 
 
 __all__ = ['DeviceSettings', 'GpuPipeline', 'ResizePlan', 'exact_dense', 'exact_end2end',
-           'fixed_dense', 'letterbox_into', 'resize_plan']
+           'fixed_dense', 'fixed_dense_keep', 'letterbox_into', 'resize_plan', 'upper_triangle']

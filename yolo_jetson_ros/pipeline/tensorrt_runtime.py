@@ -617,6 +617,26 @@ class TensorRTRunner:
             return bool(context.execute_async_v2(self._bindings, stream_handle))
         return bool(context.execute_v2(self._bindings))
 
+    def bound_tensors(self) -> Tuple[Any, Any]:
+        """Return the torch tensors bound as the engine's first input and first output."""
+        return self._buffers[self.inputs[0].name], self._buffers[self.outputs[0].name]
+
+    def execute_bound(self) -> None:
+        """
+        Run the engine on what its bound input holds, on torch's current stream; no copies.
+
+        The fused GPU path letterboxes straight into :meth:`bound_tensors`' input and decodes
+        the output on the device; it synchronises the stream itself. Raises
+        :class:`BackendError` (with TensorRT's messages) when the enqueue fails.
+        """
+        mark = self.record.mark()
+        stream = (int(self._torch.cuda.current_stream(self.device).cuda_stream) if self._cuda
+                  else 0)
+        if not self._execute(stream):
+            errors = self.record.since(mark)[0]
+            raise BackendError('TensorRT execution failed' + (f': {"; ".join(errors)}' if errors
+                                                              else ''))
+
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """
         Run one (B, 3, H, W) float32 batch; return the first output as float32.

@@ -64,6 +64,9 @@ class Backend(abc.ABC):
         """
         raise NotImplementedError(f'the {self.name} backend has no fused device path')
 
+    def after_warm_up(self) -> None:
+        """Release what only the warm-up frames needed (their per-size buffers)."""
+
     @property
     def stage_ms(self) -> Optional[Tuple[float, float, float]]:
         """Return (pre, device, post) ms of the last fused call, if the backend measures them."""

@@ -98,6 +98,11 @@ class TorchBackend(Backend):
             raise BackendError('the fused path needs a CUDA device')
         return self.pipeline.detect(images, bgr_flags, settings, on_submitted)
 
+    def after_warm_up(self) -> None:
+        """Drop the blank warm-up image's buffers: cameras have sizes of their own."""
+        if self.pipeline is not None:
+            self.pipeline.forget_sources()
+
     @property
     def stage_ms(self) -> Optional[Tuple[float, float, float]]:
         """Return (preprocess, inference, postprocess) ms of the last fused frame, if any."""

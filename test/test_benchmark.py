@@ -40,3 +40,25 @@ def test_parse_args_defaults() -> None:
     from yolo_jetson_ros.benchmark import parse_args
     args = parse_args(['--cameras', '1,2,4'])
     assert args.cameras == [1, 2, 4] and args.imgsz == 640 and args.batch == 1
+
+
+def test_cached_artifact_is_the_one_of_this_batch(tmp_path: Path) -> None:
+    # the multi-camera runs export batch-2/4 models later into the same cache: Ultralytics'
+    # reference must run the batch-1 file ours runs, not the newest one
+    import os
+    from yolo_jetson_ros.benchmark import cached_artifact, parse_args
+    cache = tmp_path / 'cache'
+    cache.mkdir()
+    for i, batch in enumerate((1, 4)):
+        path = cache / f'model-{batch}.onnx'
+        path.write_bytes(b'x' * (batch + 1))
+        (cache / f'model-{batch}.onnx.json').write_text(json.dumps(
+            {'key': {'batch': batch, 'imgsz': 640, 'kind': 'onnx'}}))
+        os.utime(path, (1000 + i, 1000 + i))  # the batch-4 export is the newest
+    (cache / 'stray.onnx').write_bytes(b'no sidecar')
+    args = parse_args(['--out', str(tmp_path)])
+    assert cached_artifact(args, '.onnx') == cache / 'model-1.onnx'
+    assert cached_artifact(parse_args(['--out', str(tmp_path), '--batch', '4']),
+                           '.onnx') == cache / 'model-4.onnx'
+    assert cached_artifact(parse_args(['--out', str(tmp_path), '--imgsz', '320']),
+                           '.onnx') is None

@@ -415,22 +415,26 @@ def test_bad_values_from_a_parameter_file_fall_back_to_defaults(rclpy_context) -
         node.destroy_node()
 
 
-def test_one_worker_thread_warms_up_and_infers_from_configure_to_cleanup(
+def test_one_worker_thread_warms_up_and_infers_for_the_life_of_the_node(
         graph_factory: Callable[..., Graph], sample_images: Dict[str, np.ndarray]) -> None:
     # torch keeps cuDNN plans and cuBLAS handles per thread: the thread that warmed up must be
-    # the one that infers, across deactivate/activate, and it must be gone after cleanup
+    # the one that infers, across deactivate/activate and cleanup/configure; stop() ends it
     graph = graph_factory()
+    assert graph.node._worker is None  # nothing runs before the first configure
     graph.start(activate=False)
     worker = graph.node._worker
     assert worker is not None and worker.is_alive() and worker.name == 'yolo_worker'
     pub = graph.probe.create_publisher(Image, 'image', qos_profile_sensor_data)
-    for _ in range(2):
+    for cycle in range(2):
+        if cycle:
+            assert graph.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert graph.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         graph.detections = graph.subscribe(Detection2DArray, 'detections_output')
         graph.wait_subscribed(pub, 'image publisher')
         assert PERSON in classes_of(graph.detect(pub, image_msg(sample_images['bus.jpg'])))
         assert graph.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert graph.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         assert graph.node._worker is worker and worker.is_alive()
-    assert graph.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert sum(t.name == 'yolo_worker' for t in threading.enumerate()) == 1
+    graph.node.stop()
     assert graph.node._worker is None and not worker.is_alive()
-    assert all(t.name != 'yolo_worker' for t in threading.enumerate())

@@ -208,13 +208,31 @@ def build(spec: str, args: argparse.Namespace, batch: int) -> Any:
     return build_detector(config, log=lambda m: print(f'[{spec}] {m}', file=sys.stderr))
 
 
+def cached_artifact(args: argparse.Namespace, suffix: str) -> Optional[Path]:
+    """
+    Return the newest cached ``suffix`` file built for this run's imgsz and batch, if any.
+
+    The cache also holds the exports of the multi-camera runs (batch 2, 4): their sidecars
+    tell them apart.
+    """
+    matching = []
+    for path in (Path(args.out) / 'cache').rglob(f'*{suffix}'):
+        try:
+            key = json.loads(Path(f'{path}.json').read_text()).get('key', {})
+        except (OSError, ValueError):
+            continue
+        if key.get('batch') == args.batch and key.get('imgsz') == args.imgsz:
+            matching.append(path)
+    return max(matching, key=lambda p: p.stat().st_mtime) if matching else None
+
+
 def artifact_size_mb(spec: str, args: argparse.Namespace) -> float:
     """Return the size of the file the backend runs (.pt, cached .onnx or .engine)."""
     suffix = {'onnxruntime': '.onnx', 'tensorrt': '.engine'}.get(SPECS[spec][0])
     if suffix is None:
         return Path(args.model).stat().st_size / 1e6
-    files = sorted((Path(args.out) / 'cache').rglob(f'*{suffix}'), key=lambda p: p.stat().st_mtime)
-    return files[-1].stat().st_size / 1e6 if files else float('nan')
+    path = cached_artifact(args, suffix)
+    return path.stat().st_size / 1e6 if path is not None else float('nan')
 
 
 def bare_forward(detector: Any, iterations: int, warmup: int) -> Dict[str, Any]:
@@ -299,11 +317,11 @@ def ultralytics_predict(spec: str, args: argparse.Namespace, frames: Sequence[np
         return None
     from ultralytics import YOLO
     weights = str(args.model)
-    if backend == 'onnxruntime':
-        files = sorted((Path(args.out) / 'cache').rglob('*.onnx'), key=lambda p: p.stat().st_mtime)
-        if not files:
+    if backend == 'onnxruntime':  # the same ONNX file ours runs
+        onnx = cached_artifact(args, '.onnx')
+        if onnx is None:
             return None
-        weights = str(files[-1])
+        weights = str(onnx)
     model = YOLO(weights, task='detect')
     dev = 0 if device.startswith('cuda') else 'cpu'
     state = {'i': 0}

@@ -8,8 +8,10 @@ cache), allocate buffers, warm up. activate: subscribe to the image topic(s) and
 vision_msgs/Detection2DArray. Frames are handed from the subscription callback to one worker
 thread through a one-deep slot per camera: the newest frame always wins, frames overwritten before
 the worker took them are counted as dropped, and the executor stays free for services and
-parameters while inference runs. The worker lives from configure to cleanup and runs the warm-up
-itself: torch keeps cuDNN plans and cuBLAS handles per thread.
+parameters while inference runs. The worker is started at the first configure and lives as long
+as the node. On CUDA it also runs the warm-up, because torch keeps cuDNN plans and cuBLAS handles
+per thread; CPU backends warm up on the configure thread (measured: a CPU warm-up on the worker
+made RSS creep over configure/cleanup cycles, allocator arenas).
 """
 
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ import gc
 import signal
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from rcl_interfaces.msg import (
     FloatingPointRange,
@@ -84,8 +86,8 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
         self._cameras: List[Camera] = []
         self._worker: Optional[threading.Thread] = None
         self._frame_ready = threading.Condition()
-        self._worker_alive = False  # configure .. cleanup
-        self._warm_up_error: Optional[str] = None
+        self._worker_alive = False  # first configure .. stop()
+        self._jobs: List[Tuple[Callable[[], None], threading.Event, Dict[str, str]]] = []
         self._active = False  # subscribed (activate .. deactivate)
         self._busy = False  # the worker is processing frames it took
         self._worker_idle = False  # waiting for any frame, not for a batch window
@@ -233,7 +235,7 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
             )
         reason = self._configure_features(SINGLE_OUTPUT_TOPIC)
         if reason is None:
-            reason = self._start_worker()
+            reason = self._warm_up(detector)
         if reason is not None:
             log.error(f'configure failed: {reason}')
             self._release()
@@ -296,19 +298,42 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
         """Stop the worker and free every resource (idempotent; used at process exit too)."""
         self._stop_inputs()
         self._release()
+        self._stop_worker()
 
-    def _start_worker(self) -> Optional[str]:
-        """Start the worker thread; it warms the detector up first. Return why it failed."""
-        self._warm_up_error = None
-        warmed = threading.Event()
-        self._worker_alive = True
-        self._worker = threading.Thread(target=self._run_worker, args=(warmed,),
-                                        name='yolo_worker', daemon=True)
-        self._worker.start()
-        warmed.wait()
-        if self._warm_up_error is not None:
-            return f'warm-up failed: {self._warm_up_error}'
-        return None
+    def destroy_node(self) -> None:
+        """Stop the worker thread, then destroy the node."""
+        self.stop()
+        super().destroy_node()
+
+    def _warm_up(self, detector: Detector) -> Optional[str]:
+        """Warm the detector up on the thread that suits its device; return why it failed."""
+        if detector.backend.device.startswith('cuda'):
+            error = self._run_on_worker(detector.warm_up)
+        else:
+            try:
+                detector.warm_up()
+            except Exception as exc:  # a model that cannot run: configure fails with it
+                return f'warm-up failed: {type(exc).__name__}: {exc}'
+            error = self._run_on_worker(lambda: None)  # starts the worker
+        return None if error is None else f'warm-up failed: {error}'
+
+    def _run_on_worker(self, job: Callable[[], None]) -> Optional[str]:
+        """Run ``job`` on the worker thread (started on first use); return its error, if any."""
+        with self._frame_ready:
+            if self._worker is None:
+                self._worker_alive = True
+                self._worker = threading.Thread(target=self._run_worker, name='yolo_worker',
+                                                daemon=True)
+                self._worker.start()
+            done: threading.Event = threading.Event()
+            outcome: Dict[str, str] = {}
+            self._jobs.append((job, done, outcome))
+            self._frame_ready.notify_all()
+            worker = self._worker
+        while not done.wait(0.5):
+            if not worker.is_alive():
+                return 'the worker thread has ended'
+        return outcome.get('error')
 
     def _stop_inputs(self) -> None:
         """Unsubscribe, drop parked frames and wait for the frames being processed."""
@@ -332,7 +357,6 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
             self._worker = None
 
     def _release(self) -> None:
-        self._stop_worker()
         self._release_features()
         for cam in self._cameras:
             if cam.publisher is not None:
@@ -376,19 +400,22 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
         )
 
     def _take_frames(self) -> Optional[List[Tuple[Camera, Image, float]]]:
-        """Wait for frames; return up to ``batch`` of them, or None when stopping."""
-        assert self._detector is not None
-        batch = self._detector.info.batch
+        """Wait for frames; return up to ``batch`` of them, [] for queued jobs, None to stop."""
+        detector = self._detector  # None while unconfigured: no cameras then either
+        batch = detector.info.batch if detector is not None else 1
         window_s = self.param('batch_window_ms') / 1e3
         windowed = batch > 1 and len(self._cameras) > 1 and window_s > 0
         with self._frame_ready:
             # while batching, callbacks must not wait for the worker: it waits for them
             self._worker_idle = not windowed
-            while self._worker_alive and not any(c.pending is not None for c in self._cameras):
+            while (self._worker_alive and not self._jobs
+                   and not any(c.pending is not None for c in self._cameras)):
                 self._frame_ready.wait(0.5)
             self._worker_idle = False
             if not self._worker_alive:
                 return None
+            if self._jobs:
+                return []  # the caller runs the jobs first
             if windowed:
                 deadline = time.monotonic() + window_s
                 wanted = min(batch, len(self._cameras))
@@ -417,21 +444,30 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
                 self._taken = ()
                 self._frame_ready.notify_all()
 
-    def _run_worker(self, warmed: threading.Event) -> None:
-        """Worker thread: warm up, then decode, detect, publish; no exception ever escapes."""
-        try:
-            assert self._detector is not None
-            self._detector.warm_up()
-        except Exception as exc:  # CUDA out of memory, TensorRT errors: configure fails
-            self._warm_up_error = f'{type(exc).__name__}: {exc}'
-            self._worker_alive = False
-            return
-        finally:
-            warmed.set()
+    def _run_jobs(self) -> None:
+        """Run the queued jobs (warm-ups) in order; an exception is the job's error."""
         while True:
+            with self._frame_ready:
+                if not self._jobs:
+                    return
+                job, done, outcome = self._jobs.pop(0)
+            try:
+                job()
+            except Exception as exc:  # CUDA out of memory, TensorRT errors: configure fails
+                outcome['error'] = f'{type(exc).__name__}: {exc}'
+            finally:
+                done.set()
+
+    def _run_worker(self) -> None:
+        """Worker thread: jobs, then decode, detect, publish; no exception ever escapes."""
+        while True:
+            self._run_jobs()
             frames = self._take_frames()
             if frames is None:
+                self._run_jobs()  # a configure waiting on a job must not hang at shutdown
                 return
+            if not frames:
+                continue
             try:
                 self._process(frames)
             except Exception as exc:  # keep the node alive whatever a frame does

@@ -4,7 +4,7 @@
 
 import abc
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -49,6 +49,8 @@ class Backend(abc.ABC):
         self.info: Optional[ModelInfo] = None
         self.device: str = 'cpu'
         self.precision: str = 'fp32'
+        # the gpu_pipeline.GpuPipeline of a backend with a fused path (torch, TensorRT on CUDA)
+        self.pipeline: Optional[Any] = None
 
     @abc.abstractmethod
     def infer(self, batch: np.ndarray) -> np.ndarray:
@@ -62,15 +64,20 @@ class Backend(abc.ABC):
 
         ``on_submitted`` is called once the device has the work, before waiting for it.
         """
-        raise NotImplementedError(f'the {self.name} backend has no fused device path')
+        if self.pipeline is None:
+            raise BackendError(f'the {self.name} backend has no fused device path here '
+                               f'(device {self.device})')
+        return self.pipeline.detect(images, bgr_flags, settings, on_submitted)
 
     def after_warm_up(self) -> None:
-        """Release what only the warm-up frames needed (their per-size buffers)."""
+        """Drop the blank warm-up image's buffers: cameras have sizes of their own."""
+        if self.pipeline is not None:
+            self.pipeline.forget_sources()
 
     @property
     def stage_ms(self) -> Optional[Tuple[float, float, float]]:
-        """Return (pre, device, post) ms of the last fused call, if the backend measures them."""
-        return None
+        """Return (pre, device, post) ms of the last fused frame, if any."""
+        return self.pipeline.stage_ms if self.pipeline is not None else None
 
     def close(self) -> None:
         """Release the model and its device memory."""

@@ -29,7 +29,7 @@ from pathlib import Path
 from re import search
 from time import monotonic
 from types import ModuleType
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,7 +39,7 @@ from .. import tensorrt_runtime as runtime
 from ..cache import ArtifactCache, key_of
 from ..export import ExportRequest, run_export
 from ..models import ResolvedModel, sha256_of
-from ..postprocess import is_end2end_output, NmsSettings
+from ..postprocess import is_end2end_output
 from ..tensorrt_runtime import (DeviceIdentity, EngineFileError, StaleEngineError,
                                 TensorRTCapabilities, TensorRTRunner)
 
@@ -471,7 +471,6 @@ class TensorRTBackend(Backend):
         self.engine_path = engine_path
         self.dla_core = dla_core
         self.has_fused_path = device.startswith('cuda') if fused is None else bool(fused)
-        self.pipeline: Optional[Any] = None
         if self.has_fused_path:
             from ..gpu_pipeline import GpuPipeline
             engine_input, _ = runner.bound_tensors()
@@ -492,24 +491,6 @@ class TensorRTBackend(Backend):
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Run one batch; the returned array is reused by the next call."""
         return self.runner.infer(batch)
-
-    def detect_images(self, images: Sequence[np.ndarray], bgr_flags: Sequence[bool],
-                      settings: NmsSettings,
-                      on_submitted: Optional[Callable[[], None]] = None) -> List[np.ndarray]:
-        """Fused path: one (N, 6) float32 array per image, boxes in source-image pixels."""
-        if self.pipeline is None:
-            raise BackendError('the fused path is off for this TensorRT backend')
-        return self.pipeline.detect(images, bgr_flags, settings, on_submitted)
-
-    @property
-    def stage_ms(self) -> Optional[Tuple[float, float, float]]:
-        """Return (preprocess, inference, postprocess) ms of the last fused frame, if any."""
-        return self.pipeline.stage_ms if self.pipeline is not None else None
-
-    def after_warm_up(self) -> None:
-        """Drop the blank warm-up image's buffers: cameras have sizes of their own."""
-        if self.pipeline is not None:
-            self.pipeline.forget_sources()
 
     def close(self) -> None:
         """Release the pipeline, then the engine and its buffers."""

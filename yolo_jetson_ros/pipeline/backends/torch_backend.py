@@ -10,12 +10,11 @@ the GPU, replayed as a CUDA graph. On the CPU the detector keeps its NumPy pre/p
 
 import os
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple, TYPE_CHECKING
+from typing import Optional, TYPE_CHECKING
 
 import numpy as np
 
 from .base import Backend, BackendError, ModelInfo
-from ..postprocess import NmsSettings
 
 if TYPE_CHECKING:
     import torch
@@ -76,7 +75,6 @@ class TorchBackend(Backend):
         self.device = device
         self.precision = 'fp16' if half else 'fp32'
         self.has_fused_path = self._device.type == 'cuda'
-        self.pipeline = None
         if self.has_fused_path:
             from ..gpu_pipeline import GpuPipeline
             if cuda_graph is None:
@@ -89,24 +87,6 @@ class TorchBackend(Backend):
         """Run the model on a device tensor (B, 3, H, W) of its dtype; return the raw output."""
         out = self.model(tensor)
         return out[0] if isinstance(out, (list, tuple)) else out
-
-    def detect_images(self, images: Sequence[np.ndarray], bgr_flags: Sequence[bool],
-                      settings: NmsSettings,
-                      on_submitted: Optional[Callable[[], None]] = None) -> List[np.ndarray]:
-        """Fused GPU path: one (N, 6) float32 array per image, boxes in source-image pixels."""
-        if self.pipeline is None:
-            raise BackendError('the fused path needs a CUDA device')
-        return self.pipeline.detect(images, bgr_flags, settings, on_submitted)
-
-    def after_warm_up(self) -> None:
-        """Drop the blank warm-up image's buffers: cameras have sizes of their own."""
-        if self.pipeline is not None:
-            self.pipeline.forget_sources()
-
-    @property
-    def stage_ms(self) -> Optional[Tuple[float, float, float]]:
-        """Return (preprocess, inference, postprocess) ms of the last fused frame, if any."""
-        return self.pipeline.stage_ms if self.pipeline is not None else None
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Copy ``batch`` into the preallocated device input, run the model, return NumPy."""

@@ -15,7 +15,8 @@ import pytest
 torch = pytest.importorskip('torch', reason='torch not installed')
 
 from yolo_jetson_ros.pipeline.gpu_pipeline import (  # noqa: E402
-    DeviceSettings, exact_dense, fixed_dense, GpuPipeline, letterbox_into, resize_plan)
+    DeviceSettings, exact_dense, GpuPipeline, letterbox_into, pack_dense, resize_plan,
+    unpack_dense)
 from yolo_jetson_ros.pipeline.postprocess import decode, MAX_WH, NmsSettings  # noqa: E402
 from yolo_jetson_ros.pipeline.preprocess import Letterboxer  # noqa: E402
 
@@ -105,12 +106,12 @@ def test_fixed_nms_equals_numpy(seed: int, kwargs: dict) -> None:
     raw = random_dense(seed)
     settings = NmsSettings(**kwargs)
     ref = decode(raw, settings, end2end=False)
-    rows, count, converged, overflow = fixed_dense(torch.from_numpy(raw),
-                                                   device_settings(settings, 80), 1024, 50)
+    packed = pack_dense(torch.from_numpy(raw), device_settings(settings, 80), 1024, 50).numpy()
     for b in range(raw.shape[0]):
-        assert bool(converged[b]) and not bool(overflow[b])
-        got = rows[b, :min(int(count[b]), settings.max_det)].numpy()
-        assert_same_detections(ref[b], got, score_tol=1e-6, min_iou=1 - 1e-6)
+        kept, converged, overflow = unpack_dense(packed[b])
+        assert converged and not overflow
+        assert_same_detections(ref[b], kept[:settings.max_det], score_tol=1e-6,
+                               min_iou=1 - 1e-6)
 
 
 def test_fixed_nms_flags_overflow_and_no_convergence() -> None:
@@ -123,13 +124,13 @@ def test_fixed_nms_flags_overflow_and_no_convergence() -> None:
     settings = NmsSettings()
     ref = decode(raw, settings, end2end=False)[0]
     tensor = torch.from_numpy(raw)
-    _rows, _count, converged, overflow = fixed_dense(tensor, device_settings(settings, 80), 8, 1)
-    assert bool(overflow.all())
-    assert not bool(converged.all())
-    rows, count, converged, overflow = fixed_dense(tensor, device_settings(settings, 80),
-                                                   anchors, anchors)
-    assert bool(converged.all()) and not bool(overflow.any())
-    assert_same_detections(ref, rows[0, :int(count[0])].numpy(), 1e-6, 1 - 1e-6)
+    _kept, converged, overflow = unpack_dense(
+        pack_dense(tensor, device_settings(settings, 80), 8, 1).numpy()[0])
+    assert overflow and not converged
+    kept, converged, overflow = unpack_dense(
+        pack_dense(tensor, device_settings(settings, 80), anchors, anchors).numpy()[0])
+    assert converged and not overflow
+    assert_same_detections(ref, kept, 1e-6, 1 - 1e-6)
 
 
 @pytest.mark.parametrize('multi_label', [False, True])

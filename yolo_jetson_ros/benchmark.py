@@ -280,7 +280,7 @@ def fused_breakdown(detector: Any, frames: Sequence[np.ndarray], iterations: int
     if pipe is None:
         return None
     import torch
-    from .pipeline.gpu_pipeline import fixed_dense, letterbox_into
+    from .pipeline.gpu_pipeline import letterbox_into, pack_dense
     sync = torch.cuda.synchronize
     n = detector.info.batch
     batch = [frames[i % len(frames)] for i in range(n)]
@@ -300,9 +300,7 @@ def fused_breakdown(detector: Any, frames: Sequence[np.ndarray], iterations: int
             if pipe.end2end:
                 raw.float().cpu()
             else:
-                rows = fixed_dense(raw, pipe.dsettings, k, pipe.iterations)
-                [t.cpu() for t in rows[1:]]
-                rows[0].cpu()
+                pack_dense(raw, pipe.dsettings, k, pipe.iterations).cpu()
 
         del slots
         return {'preprocess': summary(timed(pre, iterations, warmup, 'gpu pre', sync)),

@@ -222,19 +222,25 @@ def fixed_dense_keep(pred: torch.Tensor, ds: DeviceSettings, k: int, iterations:
     return rows, keep_f[:, 0], converged, n_valid > k
 
 
-def fixed_dense(pred: torch.Tensor, ds: DeviceSettings, k: int,
-                iterations: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def pack_dense(pred: torch.Tensor, ds: DeviceSettings, k: int, iterations: int,
+               upper: Optional[torch.Tensor] = None) -> torch.Tensor:
     """
-    Return :func:`fixed_dense_keep`'s result with the kept rows moved first.
+    Run :func:`fixed_dense_keep` and pack its results into one (B, 7k + 2) float32 tensor.
 
-    ``(rows, count, converged, overflow)``: ``rows[b, :count[b]]`` are the kept boxes in score
-    order.
+    Per image: the k candidate rows (6k), their keep flags (k), converged, overflow; one
+    device-to-host copy brings a frame's results back, and :func:`unpack_dense` reads them
+    (choosing the kept rows on the host is cheaper than a sort on the device for k <= 256).
     """
-    rows, keep_f, converged, overflow = fixed_dense_keep(pred, ds, k, iterations)
-    keep = keep_f > 0.5
-    order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices
-    rows = rows.gather(1, order[..., None].expand(-1, -1, 6))
-    return rows, keep.sum(dim=1), converged, overflow
+    rows, keep, converged, overflow = fixed_dense_keep(pred, ds, k, iterations, upper)
+    flags = torch.stack((converged, overflow), dim=1).float()
+    return torch.cat((rows.flatten(1), keep.float(), flags), dim=1)
+
+
+def unpack_dense(packed: np.ndarray) -> Tuple[np.ndarray, bool, bool]:
+    """Return one image's ``(kept rows in score order, converged, overflow)`` from pack_dense."""
+    k = (packed.shape[0] - 2) // 7
+    kept = packed[:6 * k].reshape(k, 6)[packed[6 * k:7 * k] > 0.5]
+    return kept, bool(packed[-2] > 0.5), bool(packed[-1] > 0.5)
 
 
 # ---------------------------------------------------------------------------------- the pipeline
@@ -388,12 +394,7 @@ class GpuPipeline:
         k = min(self.max_candidates, int(raw.shape[-1]))
         if self._upper is None or self._upper.shape[0] != k:
             self._upper = upper_triangle(k, self.device)  # made eagerly, before any capture
-        rows, keep, converged, overflow = fixed_dense_keep(raw, self.dsettings, k,
-                                                           self.iterations, self._upper)
-        # one (B, 7k + 2) float32 tensor: a single device-to-host copy per frame; the host
-        # picks the kept rows (k = 256 at most: cheaper there than a sort on the device)
-        flags = torch.stack((converged, overflow), dim=1).float()
-        return (raw, torch.cat((rows.flatten(1), keep.float(), flags), dim=1))
+        return (raw, pack_dense(raw, self.dsettings, k, self.iterations, self._upper))
 
     def preprocess(self, images: Sequence[np.ndarray]) -> List[_Slot]:
         """Stage the images and start their (non-blocking) uploads; return their slots."""
@@ -490,10 +491,7 @@ class GpuPipeline:
                 if self.end2end:
                     rows = decode_end2end(bufs[0][i].numpy(), settings)
                 else:
-                    packed = bufs[0][i].numpy()
-                    k = (packed.shape[0] - 2) // 7
-                    kept = packed[:6 * k].reshape(k, 6)[packed[6 * k:7 * k] > 0.5]
-                    converged, overflow = bool(packed[-2] > 0.5), bool(packed[-1] > 0.5)
+                    kept, converged, overflow = unpack_dense(bufs[0][i].numpy())
                     if converged and (not overflow or len(kept) >= settings.max_det):
                         rows = kept[:settings.max_det]
                     else:
@@ -530,12 +528,8 @@ class GpuPipeline:
 
     def close(self) -> None:
         """Drop graphs, buffers and the stream."""
-        if self.stream is not None:
-            self.stream.synchronize()
-        self._graphs.clear()
-        self._slots = [{} for _ in range(self.batch)]
+        self.forget_sources()
         self._host.clear()
-        self.raw = None
         if self._stream_handle is not None:
             torch.cuda.cudart().cudaStreamDestroy(self._stream_handle)
             self._stream_handle = None
@@ -543,4 +537,5 @@ class GpuPipeline:
 
 
 __all__ = ['DeviceSettings', 'GpuPipeline', 'ResizePlan', 'exact_dense', 'exact_end2end',
-           'fixed_dense', 'fixed_dense_keep', 'letterbox_into', 'resize_plan', 'upper_triangle']
+           'fixed_dense_keep', 'letterbox_into', 'pack_dense', 'resize_plan', 'unpack_dense',
+           'upper_triangle']

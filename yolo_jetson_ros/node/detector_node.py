@@ -309,27 +309,32 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
         """Warm the detector up on the thread that suits its device; return why it failed."""
         if detector.backend.device.startswith('cuda'):
             error = self._run_on_worker(detector.warm_up)
-        else:
-            try:
-                detector.warm_up()
-            except Exception as exc:  # a model that cannot run: configure fails with it
-                return f'warm-up failed: {type(exc).__name__}: {exc}'
-            error = self._run_on_worker(lambda: None)  # starts the worker
-        return None if error is None else f'warm-up failed: {error}'
+            return None if error is None else f'warm-up failed: {error}'
+        try:
+            detector.warm_up()
+        except Exception as exc:  # a model that cannot run: configure fails with it
+            return f'warm-up failed: {type(exc).__name__}: {exc}'
+        self._ensure_worker()
+        return None
 
-    def _run_on_worker(self, job: Callable[[], None]) -> Optional[str]:
-        """Run ``job`` on the worker thread (started on first use); return its error, if any."""
+    def _ensure_worker(self) -> threading.Thread:
+        """Start the worker thread unless it runs; return it."""
         with self._frame_ready:
             if self._worker is None:
                 self._worker_alive = True
                 self._worker = threading.Thread(target=self._run_worker, name='yolo_worker',
                                                 daemon=True)
                 self._worker.start()
+            return self._worker
+
+    def _run_on_worker(self, job: Callable[[], None]) -> Optional[str]:
+        """Run ``job`` on the worker thread (started on first use); return its error, if any."""
+        worker = self._ensure_worker()
+        with self._frame_ready:
             done: threading.Event = threading.Event()
             outcome: Dict[str, str] = {}
             self._jobs.append((job, done, outcome))
             self._frame_ready.notify_all()
-            worker = self._worker
         while not done.wait(0.5):
             if not worker.is_alive():
                 return 'the worker thread has ended'

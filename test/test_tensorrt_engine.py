@@ -660,17 +660,22 @@ def test_validate_tensorrt_request_accepts(calibration_yaml: Path) -> None:
     assert validate_tensorrt_request('fp16', 1, '', None) is None
 
 
-def test_parameter_checks_import_no_tensorrt_or_torch() -> None:
-    """validate_tensorrt_request and dla_core_count are safe in the node's parameter callback."""
+def assert_runs_in_fresh_interpreter(code: str) -> None:
+    """Run ``code`` in a new Python process (nothing imported yet) and require success."""
     import subprocess
-    code = ('import sys\n'
-            'from yolo_jetson_ros.pipeline.backends.tensorrt_backend import dla_core_count, '
-            'validate_tensorrt_request\n'
-            "validate_tensorrt_request('fp16', 0, '', dla_core_count())\n"
-            "assert 'tensorrt' not in sys.modules and 'torch' not in sys.modules, 'imported'\n")
     done = subprocess.run([python_executable, '-c', code], capture_output=True, text=True,
                           cwd=str(Path(__file__).resolve().parents[1]), timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_parameter_checks_import_no_tensorrt_or_torch() -> None:
+    """validate_tensorrt_request and dla_core_count are safe in the node's parameter callback."""
+    assert_runs_in_fresh_interpreter(
+        'import sys\n'
+        'from yolo_jetson_ros.pipeline.backends.tensorrt_backend import dla_core_count, '
+        'validate_tensorrt_request\n'
+        "validate_tensorrt_request('fp16', 0, '', dla_core_count())\n"
+        "assert 'tensorrt' not in sys.modules and 'torch' not in sys.modules, 'imported'\n")
 
 
 def test_probing_for_tensorrt_leaves_no_stub_module_behind() -> None:
@@ -680,14 +685,11 @@ def test_probing_for_tensorrt_leaves_no_stub_module_behind() -> None:
     A file-less 'tensorrt' namespace module in sys.modules makes inspect.getmodule(), and so
     every rclpy log call from a new place, raise TypeError.
     """
-    import subprocess
-    code = ('import sys\n'
-            'from yolo_jetson_ros.pipeline.tensorrt_runtime import tensorrt_available\n'
-            'real = tensorrt_available()\n'
-            "assert real or 'tensorrt' not in sys.modules, 'stub namespace module imported'\n")
-    done = subprocess.run([python_executable, '-c', code], capture_output=True, text=True,
-                          cwd=str(Path(__file__).resolve().parents[1]), timeout=120)
-    assert done.returncode == 0, done.stderr
+    assert_runs_in_fresh_interpreter(
+        'import sys\n'
+        'from yolo_jetson_ros.pipeline.tensorrt_runtime import tensorrt_available\n'
+        'real = tensorrt_available()\n'
+        "assert real or 'tensorrt' not in sys.modules, 'stub namespace module imported'\n")
 
 
 def _tensorrt_11(monkeypatch: pytest.MonkeyPatch, version: str) -> None:

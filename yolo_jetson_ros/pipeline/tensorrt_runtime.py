@@ -633,9 +633,12 @@ class TensorRTRunner:
         stream = (int(self._torch.cuda.current_stream(self.device).cuda_stream) if self._cuda
                   else 0)
         if not self._execute(stream):
-            errors = self.record.since(mark)[0]
-            raise BackendError('TensorRT execution failed' + (f': {"; ".join(errors)}' if errors
-                                                              else ''))
+            self._raise_execution_failed(mark)
+
+    def _raise_execution_failed(self, mark: Tuple[int, int]) -> None:
+        errors = self.record.since(mark)[0]
+        raise BackendError('TensorRT execution failed' + (f': {"; ".join(errors)}' if errors
+                                                          else ''))
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """
@@ -658,9 +661,7 @@ class TensorRTRunner:
         else:
             ok = self._execute(0)
         if not ok:
-            errors = self.record.since(mark)[0]
-            raise BackendError('TensorRT execution failed' + (f': {"; ".join(errors)}' if errors
-                                                              else ''))
+            self._raise_execution_failed(mark)
         if self._host_out_np.dtype == np.float32:
             return self._host_out_np
         np.copyto(self._result, self._host_out_np, casting='unsafe')  # fp16 output I/O

@@ -156,20 +156,13 @@ def _warm_copy(cache_dir: Path, target: Path, node: Any) -> Dict[str, Path]:
     """Configure once on the session cache, then copy this model's artifacts to ``target``."""
     from rclpy.lifecycle import TransitionCallbackReturn
     assert configure(node) == TransitionCallbackReturn.SUCCESS
-    onnx = _cached_onnx(node)
+    onnx = node.detector.backend.path  # this configuration's export, not merely the newest
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     target.mkdir()
     copied = target / onnx.name
     shutil.copy2(onnx, copied)
     shutil.copy2(onnx.with_name(onnx.name + '.json'), target / (onnx.name + '.json'))
     return {'onnx': copied, 'sidecar': target / (onnx.name + '.json'), 'original': onnx}
-
-
-def _cached_onnx(node: Any) -> Path:
-    found = sorted(Path(node.param('engine_cache_dir')).glob(
-        Path(node.param('model')).stem + '-*.onnx'), key=lambda p: p.stat().st_mtime)
-    assert found, 'no cached ONNX export found'
-    return found[-1]
 
 
 # (An empty artifact and a garbled or missing sidecar are misses too; each case costs an export)

@@ -38,6 +38,7 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, onnx_path: Path, device: str = 'cpu', threads: int = 0):
         super().__init__()
+        self.path = Path(onnx_path)  # the export this session runs
         try:
             import onnxruntime as ort
         except ImportError as exc:

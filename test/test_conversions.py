@@ -1,6 +1,10 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # Copyright (C) 2026 yolo_jetson_ros contributors
-"""The reused Detection2DArray builder gives the same messages as building fresh ones."""
+"""
+Detection2DArray publishing: the reused message builder and the CDR writer.
+
+Both must give exactly the messages built fresh from the detections.
+"""
 
 from typing import Optional
 
@@ -59,3 +63,33 @@ def test_serialized_message_survives_the_next_build() -> None:
     back = msg_to_detections(received)
     np.testing.assert_allclose(back.boxes_xyxy, first.boxes_xyxy, atol=1e-3)
     np.testing.assert_array_equal(back.class_ids, first.class_ids)
+
+
+@pytest.mark.parametrize('seed', range(12))
+def test_cdr_writer_reads_back_as_the_message(seed: int) -> None:
+    # every padding case: frame_id lengths 0..11, class ids of 1..3 digits, track ids or none
+    from yolo_jetson_ros.node.detection_cdr import DetectionArraySerializer, matches_rclpy
+    serializer = DetectionArraySerializer()
+    assert matches_rclpy(serializer)
+    rng = np.random.default_rng(seed)
+    for i, n in enumerate([0, 1, 3, 17]):
+        dets = make_detections(n, seed=seed * 10 + i, tracked=bool((seed + i) % 2))
+        if n:
+            dets.class_ids[:] = rng.integers(0, 1000, n)  # up to 3 digits: every string length
+        h = Header(frame_id='f' * ((seed + i) % 12))
+        h.stamp.sec, h.stamp.nanosec = int(rng.integers(0, 2**31)), int(rng.integers(0, 10**9))
+        wire = serializer.serialize(dets, h.stamp.sec, h.stamp.nanosec, h.frame_id)
+        expected = serialize_message(detections_to_msg(dets, h))
+        assert len(wire) == len(expected)
+        assert deserialize_message(wire, Detection2DArray) == detections_to_msg(dets, h)
+
+
+def test_cdr_self_check_refuses_a_wrong_writer() -> None:
+    from yolo_jetson_ros.node.detection_cdr import DetectionArraySerializer, matches_rclpy
+
+    class Misaligned(DetectionArraySerializer):
+        def serialize(self, *args, **kwargs) -> bytes:
+            wire = super().serialize(*args, **kwargs)
+            return wire[:-4] + b'\x01\x00\x00\x00'  # the last id's string changed
+
+    assert not matches_rclpy(Misaligned())

@@ -208,7 +208,7 @@ def test_diagnostics_report_state_and_counters(graph_factory, sample_images) -> 
     assert status['backend'] == 'onnxruntime' and status['device'] == 'cpu'
     assert status['precision'] == 'fp32' and status['model'].startswith('yolo11n_coco128')
     assert float(status['latency_p50_ms']) > 0 and float(status['latency_p99_ms']) > 0
-    # the part of the latency spent waiting for the worker: part of it, never more
+    # the part of the latency spent in a batch window before inference: part of it, never more
     assert 0 <= float(status['queue_wait_p50_ms']) <= float(status['latency_p50_ms'])
     for key in ('input_rate_hz', 'processed_rate_hz', 'frames_dropped', 'bad_input',
                 'last_error'):

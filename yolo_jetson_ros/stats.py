@@ -102,14 +102,14 @@ class CounterSnapshot:
 
 
 class FrameCounters:
-    """Thread-safe frame counters shared by subscription callbacks and the worker."""
+    """Thread-safe frame counters shared by the worker and the diagnostics timer."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Dict[str, int] = collections.Counter()
         self.last_error = ''
-        self.latency = LatencyWindow()  # subscription callback -> detections published
-        self.queue_wait = LatencyWindow()  # subscription callback -> the worker took the frame
+        self.latency = LatencyWindow()  # frame taken -> detections published
+        self.queue_wait = LatencyWindow()  # frame taken -> inference started (batch window)
         self.input_rate = RateMeter()
         self.output_rate = RateMeter()
         self._last_stamp_ns: Optional[int] = None

@@ -5,13 +5,15 @@ The YOLO detector lifecycle node.
 
 configure: resolve the model, build or load the backend (ONNX export / TensorRT engine from the
 cache), allocate buffers, warm up. activate: subscribe to the image topic(s) and publish
-vision_msgs/Detection2DArray. Frames are handed from the subscription callback to one worker
-thread through a one-deep slot per camera: the newest frame always wins, frames overwritten before
-the worker took them are counted as dropped, and the executor stays free for services and
-parameters while inference runs. The worker is started at the first configure and lives as long
-as the node. On CUDA it also runs the warm-up, because torch keeps cuDNN plans and cuBLAS handles
-per thread; CPU backends warm up on the configure thread (measured: a CPU warm-up on the worker
-made RSS creep over configure/cleanup cycles, allocator arenas).
+vision_msgs/Detection2DArray. One worker thread takes the frames from the image subscriptions
+itself (see :mod:`.frame_taker`: the executor never sees them), so the executor stays free for
+services and parameters while inference runs, and no hand-off between threads sits on the frame
+path. The subscriptions keep one frame (history depth 1): the newest frame always wins, and frames
+replaced before the worker took them are counted as dropped where the middleware reports the
+publisher's sequence numbers (Jazzy and later). The worker is started at the first configure
+and lives as long as the node. On CUDA it also runs the warm-up, because torch keeps cuDNN plans
+and cuBLAS handles per thread; CPU backends warm up on the configure thread (measured: a CPU
+warm-up on the worker made RSS creep over configure/cleanup cycles, allocator arenas).
 """
 
 from dataclasses import dataclass, field
@@ -44,7 +46,9 @@ except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
 
 from .conversions import class_names_summary, DetectionArrayBuilder, message_to_array
+from .detection_cdr import DetectionArraySerializer, matches_rclpy
 from .features import RosFeaturesMixin
+from .frame_taker import publication_sequence, SubscriptionWaiter, WorkerTakenGroup
 from ..parameters import (
     BY_NAME, check_value, PARAMETERS, ParamSpec, parse_classes, resolve_classes
 )
@@ -55,7 +59,8 @@ from ..pipeline.postprocess import NmsSettings
 from ..stats import FrameCounters, HEADER_WARNINGS, LogThrottle
 
 NODE_NAME = 'yolo_detector'
-HANDOFF_WAIT_S = 0.005  # longest an image callback waits for an idle worker (see _on_image)
+WAIT_SLICE_S = 0.5  # the worker re-checks its state at least this often
+PUBLISHER_CHECK_S = 1.0  # how long a topic's publisher count is trusted (drop counting)
 SINGLE_OUTPUT_TOPIC = 'detections_output'  # Isaac ROS' name for the decoder output
 DETECTIONS_QOS = QoSProfile(depth=10)  # reliable: every kind of subscriber can connect
 
@@ -70,6 +75,9 @@ class Camera:
     subscription: Optional[Subscription] = None
     pending: Optional[Any] = None  # sensor_msgs/Image or CompressedImage
     pending_since: float = 0.0
+    last_sequence: Optional[int] = None  # the last taken frame's publication sequence number
+    single_publisher: bool = False  # sequence gaps are drops only with one publisher
+    publishers_checked: float = -1e9  # monotonic time of the last publisher count
     counters: FrameCounters = field(default_factory=FrameCounters)
     debug_publisher: Optional[Publisher] = None
     tracker: Optional[Any] = None  # tracking.Tracker when the tracker parameter is set
@@ -90,8 +98,11 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
         self._jobs: List[Tuple[Callable[[], None], threading.Event, Dict[str, str]]] = []
         self._active = False  # subscribed (activate .. deactivate)
         self._busy = False  # the worker is processing frames it took
-        self._worker_idle = False  # waiting for any frame, not for a batch window
-        self._taken: Tuple[Any, ...] = ()  # frames the worker took and has not yet submitted
+        self._waiter: Optional[SubscriptionWaiter] = None  # the image subscriptions, while active
+        self._in_waiter = False  # the worker waits on or takes from the subscriptions
+        self._image_group = WorkerTakenGroup()
+        # results are published serialized where the writer matches rclpy's own serialization
+        self._serializer: Optional[DetectionArraySerializer] = None
         self._configured = False
         self.counters = FrameCounters()
         self._log_throttle = LogThrottle(5.0)
@@ -233,6 +244,12 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
             cam.publisher = self.create_lifecycle_publisher(
                 Detection2DArray, cam.output_topic, DETECTIONS_QOS
             )
+        serializer = DetectionArraySerializer()
+        self._serializer = serializer if matches_rclpy(serializer) else None
+        if self._serializer is None:
+            log.warning('this middleware serializes Detection2DArray differently from the '
+                        "node's writer: publishing through rclpy's message conversion, "
+                        'which costs ~10 us more per detection')
         reason = self._configure_features(SINGLE_OUTPUT_TOPIC)
         if reason is None:
             reason = self._warm_up(detector)
@@ -254,18 +271,26 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Subscribe to the cameras (the worker is already running)."""
+        """Subscribe to the cameras; the worker (already running) takes their frames."""
         qos = image_qos(self.param('qos_reliability'))
+        subscriptions = []
         for cam in self._cameras:
+            cam.last_sequence = None
+            cam.publishers_checked = -1e9
             cam.subscription = self.create_subscription(
                 *self._input_type_and_topic(cam.input_topic),
-                lambda msg, c=cam: self._on_image(c, msg),
+                lambda msg, c=cam: self._on_image(c, msg),  # only if an executor ignores the group
                 qos,
+                callback_group=self._image_group,
                 event_callbacks=SubscriptionEventCallbacks(
                     incompatible_qos=lambda event, c=cam: self._on_incompatible_qos(c, event)
                 ),
             )
-        self._active = True
+            subscriptions.append(cam.subscription)
+        with self._frame_ready:
+            self._waiter = SubscriptionWaiter(self.context, subscriptions)  # camera order
+            self._active = True
+            self._frame_ready.notify_all()
         self.get_logger().info(
             'active: waiting for images on '
             + ', '.join(self.resolve_topic_name(c.input_topic) for c in self._cameras)
@@ -334,29 +359,39 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
             done: threading.Event = threading.Event()
             outcome: Dict[str, str] = {}
             self._jobs.append((job, done, outcome))
-            self._frame_ready.notify_all()
+            self._wake_worker()
         while not done.wait(0.5):
             if not worker.is_alive():
                 return 'the worker thread has ended'
         return outcome.get('error')
 
+    def _wake_worker(self) -> None:
+        """Wake the worker wherever it waits (call with ``_frame_ready`` held)."""
+        self._frame_ready.notify_all()
+        if self._waiter is not None:
+            self._waiter.wake()
+
     def _stop_inputs(self) -> None:
-        """Unsubscribe, drop parked frames and wait for the frames being processed."""
-        for cam in self._cameras:
-            if cam.subscription is not None:
-                self.destroy_subscription(cam.subscription)
-                cam.subscription = None
+        """Stop taking frames, wait for the frames being processed, then unsubscribe."""
         with self._frame_ready:
             self._active = False
             for cam in self._cameras:
                 cam.pending = None
-            self._frame_ready.notify_all()
-            self._frame_ready.wait_for(lambda: not self._busy)
+            self._wake_worker()
+            # the worker must be out of the wait set before its subscriptions are destroyed
+            self._frame_ready.wait_for(lambda: not self._busy and not self._in_waiter)
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter.destroy()
+        for cam in self._cameras:
+            if cam.subscription is not None:
+                self.destroy_subscription(cam.subscription)
+                cam.subscription = None
 
     def _stop_worker(self) -> None:
         with self._frame_ready:
             self._worker_alive = False
-            self._frame_ready.notify_all()
+            self._wake_worker()
         if self._worker is not None:
             self._worker.join()
             self._worker = None
@@ -375,26 +410,44 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
         self._configured = False
 
     # ------------------------------------------------------------------ frames
-    def _on_image(self, cam: Camera, msg: Image) -> None:
-        """Subscription callback: park the frame in the camera's slot (newest wins)."""
+    def _on_image(self, cam: Camera, msg: Any) -> None:
+        """Park a frame a foreign executor delivered despite the group (normally never runs)."""
         with self._frame_ready:
-            if cam.pending is not None:
-                cam.counters.add('dropped')
-                self.counters.add('dropped')
-            cam.pending = msg
-            cam.pending_since = time.monotonic()
-            cam.counters.add('received')
-            self.counters.add('received')
-            self._frame_ready.notify_all()
-            if self._worker_idle:
-                # Wait, with the GIL released, until the worker has handed this frame to the
-                # model. Returning at once would run the executor's Python bookkeeping (~0.3 ms
-                # on an embedded CPU) while the worker needs the GIL for the frame's own Python
-                # work; this way the bookkeeping overlaps the inference instead.
-                self._frame_ready.wait_for(
-                    lambda: not self._active or (
-                        cam.pending is not msg and not any(m is msg for m in self._taken)),
-                    timeout=HANDOFF_WAIT_S)
+            if self._active:
+                self._park(cam, msg, None)
+                self._wake_worker()
+
+    def _park(self, cam: Camera, msg: Any, info: Optional[Dict[str, Any]]) -> None:
+        """Put a taken frame in its camera's slot (newest wins); call with the lock held."""
+        now = time.monotonic()
+        lost = self._frames_lost(cam, publication_sequence(info), now)
+        if cam.pending is not None:
+            lost += 1
+        if lost:
+            for counters in (cam.counters, self.counters):
+                counters.add('received', lost)
+                counters.add('dropped', lost)
+        cam.pending = msg
+        cam.pending_since = now
+        cam.counters.add('received')
+        self.counters.add('received')
+
+    def _frames_lost(self, cam: Camera, seq: Optional[int], now: float) -> int:
+        """
+        Count the frames the middleware replaced (history depth 1) before the worker took one.
+
+        A gap in the publisher's sequence numbers is a loss only with one publisher on the topic,
+        whose count is refreshed at most every PUBLISHER_CHECK_S.
+        """
+        if seq is None:
+            return 0
+        if now - cam.publishers_checked > PUBLISHER_CHECK_S and cam.subscription is not None:
+            cam.single_publisher = self.count_publishers(cam.subscription.topic_name) == 1
+            cam.publishers_checked = now
+        last, cam.last_sequence = cam.last_sequence, seq
+        if last is None or not cam.single_publisher or seq <= last:
+            return 0  # first frame, several publishers, or a restarted publisher
+        return seq - last - 1
 
     def _on_incompatible_qos(self, cam: Camera, event: Any) -> None:
         self.get_logger().warning(
@@ -404,50 +457,67 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
             once=True,
         )
 
-    def _take_frames(self) -> Optional[List[Tuple[Camera, Image, float]]]:
-        """Wait for frames; return up to ``batch`` of them, [] for queued jobs, None to stop."""
+    def _take_frames(self) -> Optional[List[Tuple[Camera, Any, float]]]:
+        """
+        Wait for frames and take them; return up to ``batch``, [] for queued jobs, None to stop.
+
+        With several cameras and a batch window, the first frame opens the window and the
+        worker keeps taking until every camera has one or the window closes.
+        """
         detector = self._detector  # None while unconfigured: no cameras then either
         batch = detector.info.batch if detector is not None else 1
         window_s = self.param('batch_window_ms') / 1e3
         windowed = batch > 1 and len(self._cameras) > 1 and window_s > 0
-        with self._frame_ready:
-            # while batching, callbacks must not wait for the worker: it waits for them
-            self._worker_idle = not windowed
-            while (self._worker_alive and not self._jobs
-                   and not any(c.pending is not None for c in self._cameras)):
-                self._frame_ready.wait(0.5)
-            self._worker_idle = False
-            if not self._worker_alive:
-                return None
-            if self._jobs:
-                return []  # the caller runs the jobs first
-            if windowed:
-                deadline = time.monotonic() + window_s
-                wanted = min(batch, len(self._cameras))
-                while self._worker_alive and sum(
-                        c.pending is not None for c in self._cameras) < wanted:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._frame_ready.wait(remaining)
-            ready = sorted(
-                (c for c in self._cameras if c.pending is not None), key=lambda c: c.pending_since
-            )[:batch]
-            frames = [(c, c.pending, c.pending_since) for c in ready]
-            now = time.monotonic()
-            for c in ready:
-                c.pending = None
-                self.counters.queue_wait.add((now - c.pending_since) * 1e3)
-            self._taken = tuple(msg for _, msg, _ in frames)
-            self._busy = True
-            return frames  # type: ignore[return-value]
+        wanted = min(batch, len(self._cameras)) if windowed else 1
+        deadline: Optional[float] = None
+        while True:
+            with self._frame_ready:
+                if not self._worker_alive:
+                    return None
+                if self._jobs:
+                    return []  # the caller runs the jobs first
+                parked = sum(c.pending is not None for c in self._cameras)
+                now = time.monotonic()
+                if parked and deadline is None:
+                    deadline = now + (window_s if windowed else 0.0)
+                if parked and (parked >= wanted or now >= deadline):
+                    return self._claim(batch, now)
+                waiter = self._waiter if self._active else None
+                timeout = WAIT_SLICE_S if deadline is None else deadline - now
+                if waiter is None:
+                    self._frame_ready.wait(timeout)
+                    continue
+                self._in_waiter = True
+            taken: List[Tuple[int, Any, Dict[str, Any]]] = []
+            try:
+                for index in waiter.wait(timeout):
+                    got = waiter.take(index)
+                    if got is not None:
+                        taken.append((index, got[0], got[1]))
+            except Exception as exc:  # e.g. the context shut down under the wait (Ctrl-C)
+                if self.context.ok() and self._log_throttle.due('take'):
+                    self.get_logger().error(f'taking an image failed: {type(exc).__name__}: {exc}')
+                with self._frame_ready:
+                    self._frame_ready.wait(0.05)  # no busy loop while it lasts
+            finally:
+                with self._frame_ready:
+                    self._in_waiter = False
+                    if self._active:
+                        for index, msg, info in taken:
+                            self._park(self._cameras[index], msg, info)
+                    self._frame_ready.notify_all()  # a deactivate waiting for the wait set
 
-    def _submitted(self) -> None:
-        """Let the image callbacks waiting for the frames being processed return."""
-        with self._frame_ready:
-            if self._taken:
-                self._taken = ()
-                self._frame_ready.notify_all()
+    def _claim(self, batch: int, now: float) -> List[Tuple[Camera, Any, float]]:
+        """Take the oldest ``batch`` parked frames out of their slots; call with the lock held."""
+        ready = sorted(
+            (c for c in self._cameras if c.pending is not None), key=lambda c: c.pending_since
+        )[:batch]
+        frames = [(c, c.pending, c.pending_since) for c in ready]
+        for c in ready:
+            c.pending = None
+            self.counters.queue_wait.add((now - c.pending_since) * 1e3)
+        self._busy = True
+        return frames
 
     def _run_jobs(self) -> None:
         """Run the queued jobs (warm-ups) in order; an exception is the job's error."""
@@ -480,7 +550,6 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
                 if self._log_throttle.due('inference_errors'):
                     self.get_logger().error(f'inference failed: {type(exc).__name__}: {exc}')
             finally:
-                self._submitted()  # bad frames, errors: their callbacks must not wait on
                 with self._frame_ready:
                     self._busy = False
                     self._frame_ready.notify_all()  # a deactivate waiting for this batch
@@ -515,12 +584,16 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
             bgr.append(is_bgr)
         if not images:
             return
-        results = detector.detect_batch(images, bgr, on_submitted=self._submitted)
-        self._submitted()  # a backend that had nothing to wait for
+        results = detector.detect_batch(images, bgr)
         for (cam, msg, since), dets, image, is_bgr in zip(good, results, images, bgr):
             dets = self._track(cam, dets, image, is_bgr)
             if cam.publisher is not None:
-                cam.publisher.publish(cam.messages.build(dets, msg.header))
+                if self._serializer is not None:
+                    stamp = msg.header.stamp
+                    cam.publisher.publish(self._serializer.serialize(
+                        dets, stamp.sec, stamp.nanosec, msg.header.frame_id))
+                else:
+                    cam.publisher.publish(cam.messages.build(dets, msg.header))
             latency_ms = (time.monotonic() - since) * 1e3
             for counters in (cam.counters, self.counters):
                 counters.add('processed')

@@ -111,26 +111,17 @@ class Detector:
 
     def detect_batch(
         self, images: Sequence[np.ndarray], bgr: Optional[Sequence[bool]] = None,
-        on_submitted: Optional[Callable[[], None]] = None,
     ) -> List[Detections]:
-        """
-        Detect objects in up to ``batch`` images with one inference call.
-
-        ``on_submitted`` (optional) is called once the model has its input, just before the
-        call that waits for the model (which releases the GIL): another thread's Python work
-        overlaps the inference from then on instead of stalling the frame before it.
-        """
+        """Detect objects in up to ``batch`` images with one inference call."""
         if len(images) > self.info.batch:
             raise ValueError(f'{len(images)} images for a batch-{self.info.batch} model')
         if self.backend.has_fused_path:
-            return self._detect_fused(images, bgr, on_submitted)
+            return self._detect_fused(images, bgr)
         t0 = time.perf_counter()
         geometries: List[LetterboxGeometry] = []
         for slot, image in enumerate(images):
             geometries.append(self.letterboxer.prepare(image, bgr[slot] if bgr else True, slot))
         t1 = time.perf_counter()
-        if on_submitted is not None:
-            on_submitted()
         raw = self.backend.infer(self.letterboxer.input)
         t2 = time.perf_counter()
         results = [self._to_detections(rows, g) for rows, g in
@@ -139,12 +130,12 @@ class Detector:
         self.times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return results
 
-    def _detect_fused(self, images: Sequence[np.ndarray], bgr: Optional[Sequence[bool]],
-                      on_submitted: Optional[Callable[[], None]]) -> List[Detections]:
+    def _detect_fused(self, images: Sequence[np.ndarray],
+                      bgr: Optional[Sequence[bool]]) -> List[Detections]:
         """Backends with a fused device path: upload, letterbox, infer and NMS in one call."""
         flags = list(bgr) if bgr else [True] * len(images)
         t0 = time.perf_counter()
-        rows_per_image = self.backend.detect_images(images, flags, self.settings, on_submitted)
+        rows_per_image = self.backend.detect_images(images, flags, self.settings)
         total_ms = (time.perf_counter() - t0) * 1e3
         stages = self.backend.stage_ms
         self.times = StageTimes(*stages) if stages else StageTimes(0.0, total_ms, 0.0)

@@ -4,7 +4,7 @@
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -57,17 +57,12 @@ class Backend(abc.ABC):
         """Run the model on ``batch`` (B, 3, H, W) float32; return its output as a NumPy array."""
 
     def detect_images(self, images: Sequence[np.ndarray], bgr_flags: Sequence[bool],
-                      settings: NmsSettings,
-                      on_submitted: Optional[Callable[[], None]] = None) -> List[np.ndarray]:
-        """
-        Fused path: one (N, 6) float32 array per image in source pixels (if has_fused_path).
-
-        ``on_submitted`` is called once the device has the work, before waiting for it.
-        """
+                      settings: NmsSettings) -> List[np.ndarray]:
+        """Fused path: one (N, 6) float32 array per image in source pixels (if has_fused_path)."""
         if self.pipeline is None:
             raise BackendError(f'the {self.name} backend has no fused device path here '
                                f'(device {self.device})')
-        return self.pipeline.detect(images, bgr_flags, settings, on_submitted)
+        return self.pipeline.detect(images, bgr_flags, settings)
 
     def after_warm_up(self) -> None:
         """Drop the blank warm-up image's buffers: cameras have sizes of their own."""

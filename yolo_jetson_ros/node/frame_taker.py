@@ -11,9 +11,9 @@ its subscription with a wait set of its own, as ``rclpy.wait_for_message`` does.
 
 The subscriptions live in a :class:`WorkerTakenGroup`, which the executor skips, so no message is
 taken twice. Their QoS event handlers (incompatible QoS warnings) are skipped too and waited on by
-the same wait set: with Fast DDS a subscription's data and events share one listener, and an
-executor waiting on the events took the data wake-ups from the worker (measured: 10-12 ms stalls
-instead of at most 0.5 ms for a small message).
+the same wait set: rmw_fastrtps waits on one DataReader status condition for a subscription's
+data and for its events, and while an executor's wait set held the events, the worker's wait
+often woke late (measured: stalls of 10-12 ms instead of at most 0.5 ms for a small message).
 """
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple

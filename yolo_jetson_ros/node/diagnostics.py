@@ -74,7 +74,7 @@ class HealthReporter:
             'inference_errors': str(snap.inference_errors),
             'latency_p50_ms': _fmt(p50),
             'latency_p99_ms': _fmt(p99),
-            # of that latency, the wait for the worker: high means inference is the bottleneck
+            # of that latency, frames parked before inference (a batch window waiting for cameras)
             'queue_wait_p50_ms': _fmt(counters.queue_wait.percentiles(50)[0]),
             'backend': describe.backend,
             'device': describe.device,

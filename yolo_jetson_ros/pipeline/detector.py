@@ -110,7 +110,7 @@ class Detector:
         return self.detect_batch([image], [bgr])[0]
 
     def detect_batch(
-        self, images: Sequence[np.ndarray], bgr: Optional[Sequence[bool]] = None,
+        self, images: Sequence[np.ndarray], bgr: Optional[Sequence[bool]] = None
     ) -> List[Detections]:
         """Detect objects in up to ``batch`` images with one inference call."""
         if len(images) > self.info.batch:

@@ -325,7 +325,6 @@ class GpuPipeline:
                 class_offset=torch.full((), MAX_WH, device=self.device))
         self._slots: List[Dict[Tuple[int, int], _Slot]] = [{} for _ in range(self.batch)]
         self._settings_key: Optional[tuple] = None
-        self._k = 0
         self._graphs: Dict[tuple, Tuple[torch.cuda.CUDAGraph, tuple]] = {}
         self._seen: Dict[tuple, int] = {}
         self._pool = torch.cuda.graph_pool_handle() if self.use_graph else None

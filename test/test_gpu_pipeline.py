@@ -15,10 +15,10 @@ import pytest
 torch = pytest.importorskip('torch', reason='torch not installed')
 
 from yolo_jetson_ros.pipeline.gpu_pipeline import (  # noqa: E402
-    DeviceSettings, exact_dense, GpuPipeline, letterbox_into, pack_dense, resize_plan,
-    unpack_dense)
+    DeviceSettings, exact_dense, GpuPipeline, letterbox_into, map_to_source, pack_dense,
+    resize_plan, source_map_rows, unpack_dense)
 from yolo_jetson_ros.pipeline.postprocess import decode, MAX_WH, NmsSettings  # noqa: E402
-from yolo_jetson_ros.pipeline.preprocess import Letterboxer  # noqa: E402
+from yolo_jetson_ros.pipeline.preprocess import Letterboxer, LetterboxGeometry  # noqa: E402
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 
@@ -194,6 +194,39 @@ def test_pipeline_with_real_model_matches_numpy(yolo11n_pt: Path,
         assert_same_detections(rows, out)
 
 
+@pytest.mark.parametrize('source_hw', [(1080, 810), (720, 1280), (480, 640), (333, 517),
+                                       (640, 640), (100, 2000)])
+def test_device_box_mapping_equals_boxes_to_source(source_hw: tuple) -> None:
+    # the device maps boxes to source pixels with the host's float32 arithmetic: equal bits
+    geometry = LetterboxGeometry.compute(source_hw, (640, 640))
+    boxes = np.random.default_rng(7).uniform(-50, 700, (2, 300, 4)).astype(np.float32)
+    source_map = torch.from_numpy(np.stack([source_map_rows(geometry)] * 2))
+    got = map_to_source(torch.from_numpy(boxes), source_map).numpy()
+    for b in range(2):
+        expected = geometry.boxes_to_source(boxes[b].copy())
+        np.testing.assert_array_equal(got[b], expected)
+
+
+def test_pipeline_input_follows_source_size_changes(sample_images: Dict[str, np.ndarray]) -> None:
+    # the pad border is written only when a batch entry's letterbox geometry changes: after
+    # each frame of a camera switching sizes, the network input must be that frame's letterbox
+    pipe = GpuPipeline(_fake_forward(np.zeros((1, 300, 6), np.float32)), (640, 640), 1, 'cpu',
+                       torch.float32, True, 80)
+    square = np.random.default_rng(1).integers(0, 255, (640, 640, 3), dtype=np.uint8)
+    sequence = [sample_images['bus.jpg'], sample_images['zidane.jpg'], sample_images['bus.jpg'],
+                square, sample_images['zidane.jpg'], sample_images['zidane.jpg']]
+    for image in sequence:
+        pipe.detect([image], [True], NmsSettings())
+        letterboxer = Letterboxer((640, 640), 1)
+        geometry = letterboxer.prepare(image, True, 0)
+        diff = np.abs(pipe.input[0].numpy() - letterboxer.input[0]) * 255
+        assert diff.max() <= 1.0 + 1e-3, geometry  # cv2's fixed-point weights: one level
+        border = np.ones((640, 640), bool)
+        new_h, new_w = geometry.resized_hw
+        border[geometry.top:geometry.top + new_h, geometry.left:geometry.left + new_w] = False
+        assert np.array_equal(pipe.input[0].numpy()[:, border], letterboxer.input[0][:, border])
+
+
 @pytest.mark.parametrize('max_candidates, iterations', [(8, 8), (256, 1), (256, 8)])
 def test_pipeline_falls_back_to_exact_nms(max_candidates: int, iterations: int) -> None:
     # too few candidate slots (overflow) or too few Cluster-NMS iterations (not converged):
@@ -240,3 +273,29 @@ def test_cuda_graph_replay_matches_eager(sample_images: Dict[str, np.ndarray]) -
     fewer = pipe.detect([image], [True], settings)[0]
     assert len(fewer) <= len(eager)
     assert (fewer[:, 4] > 0.5).all()
+
+
+@needs_cuda
+def test_cuda_graphs_follow_alternating_source_sizes(sample_images: Dict[str, np.ndarray]) -> None:
+    # one graph per source size; switching between them rewrites the border and the box mapping
+    # eagerly: every replay must give what the eager pipeline gives for that image
+    raw = torch.from_numpy(random_dense(6, batch=1)).cuda()
+
+    def forward(tensor: torch.Tensor) -> torch.Tensor:
+        return raw * (tensor.mean() * 0 + 1)  # depends on the input, fixed shapes
+
+    settings = NmsSettings()
+    images = [sample_images['bus.jpg'], sample_images['zidane.jpg']]
+    eager = GpuPipeline(forward, (640, 640), 1, 'cuda:0', torch.float16, False, 80,
+                        use_graph=False)
+    expected = []
+    for image in images:
+        expected.append((eager.detect([image], [True], settings)[0], eager.input.cpu().numpy()))
+    pipe = GpuPipeline(forward, (640, 640), 1, 'cuda:0', torch.float16, False, 80,
+                       capture_after=1)
+    for _ in range(4):
+        for image, (rows, network_input) in zip(images, expected):
+            got = pipe.detect([image], [True], settings)[0]
+            np.testing.assert_allclose(got, rows, atol=1e-4)
+            np.testing.assert_array_equal(pipe.input.cpu().numpy(), network_input)
+    assert pipe.graph_replays >= 4

@@ -6,8 +6,9 @@ vision_msgs/Detection2DArray written straight to CDR bytes, for ``publish()`` of
 rclpy converts a message to C before it serializes it, and for Detection2DArray that conversion
 grows faster than the number of detections (every Detection2D carries a pose with a 36-double
 covariance): measured on the 2-core VM, 95 us for 10 detections and 499 us for 30. Writing the
-CDR bytes from the detection arrays takes a few microseconds per detection. Subscribers see an
-ordinary Detection2DArray.
+CDR bytes from the detection arrays, NumPy filling every detection's float64 run at once, took
+16-25 us for 10 detections, 27-39 us for 30 and 65-105 us for 100 there (a struct.pack per field
+took 24-40, 56-97 and 164-303 us). Subscribers see an ordinary Detection2DArray.
 
 The layout follows the message definitions (vision_msgs 4.x, as in Humble and later) and plain
 CDR (XCDR1, little-endian): every primitive aligned to its size, counted from the end of the
@@ -23,8 +24,11 @@ import numpy as np
 from ..pipeline.detections import Detections
 
 ENCAPSULATION = b'\x00\x01\x00\x00'  # CDR, little-endian, no options
-# ObjectHypothesisWithPose.pose: position 0, orientation (0, 0, 0, 1), covariance 36 x 0
-_POSE = struct.pack('<7d', 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0) + bytes(36 * 8)
+# The float64 run of one Detection2D, from the hypothesis' score to the bbox (392 bytes): the
+# score, ObjectHypothesisWithPose.pose (position 0, orientation (0, 0, 0, 1), covariance 36 x 0),
+# then BoundingBox2D: center x, y, theta, size_x, size_y
+_RUN = 49
+_SCORE, _ORIENTATION_W, _CENTER, _SIZE = 0, 7, 44, 47
 _ONE = struct.pack('<I', 1)  # one ObjectHypothesisWithPose per detection
 _PADDING = bytes(8)
 
@@ -59,30 +63,35 @@ class DetectionArraySerializer:
         """
         header = struct.pack('<iI', stamp_sec, stamp_nanosec) + _string(frame_id)
         header += _PADDING[:-len(header) % 4]  # starts 4-aligned; a uint32 always follows it
-        boxes = detections.centers_sizes().astype(np.float64)
-        scores = detections.scores.astype(np.float64).tolist()
+        count = len(detections.scores)
+        if count == 0:
+            return b''.join((ENCAPSULATION, header, struct.pack('<I', 0)))
+        # every detection's float64 run, written by NumPy at once; the loop below only joins
+        runs = np.zeros((count, _RUN), '<f8')
+        runs[:, _SCORE] = detections.scores
+        runs[:, _ORIENTATION_W] = 1.0
+        centers_sizes = detections.centers_sizes()
+        runs[:, _CENTER:_CENTER + 2] = centers_sizes[:, :2]
+        runs[:, _SIZE:_SIZE + 2] = centers_sizes[:, 2:]
+        run_bytes = memoryview(runs.reshape(-1).view(np.uint8))
+        run_len = _RUN * 8
         class_ids = detections.class_ids.tolist()
         track_ids: Optional[Sequence[int]] = (
             detections.track_ids.tolist() if detections.track_ids is not None else None)
-        parts: List[bytes] = [ENCAPSULATION, header]
-        parts.append(struct.pack('<I', len(scores)))
+        parts: List['bytes | memoryview'] = [ENCAPSULATION, header, struct.pack('<I', count)]
         pos = len(header) + 4  # offsets count from after the encapsulation
-        for i, score in enumerate(scores):
+        for i in range(count):
             class_id = self._class_id(class_ids[i])
             pad = -pos % 4  # Detection2D starts with its header's int32
-            parts += (_PADDING[:pad], header, _ONE, class_id)
             pos += pad + len(header) + 4 + len(class_id)
-            pad = -pos % 8  # the score (float64) and everything up to the id are 8-aligned
-            cx, cy, w, h = boxes[i]
-            parts += (_PADDING[:pad], struct.pack('<d', score), _POSE,
-                      struct.pack('<5d', cx, cy, 0.0, w, h))
-            pos += pad + 8 + len(_POSE) + 40
+            pad_run = -pos % 8  # the score (float64) and everything up to the id are 8-aligned
             if track_ids is not None and track_ids[i] >= 0:
                 track = _string(str(track_ids[i]))
             else:
                 track = self._empty_id
-            parts.append(track)  # pos is 8-aligned here: no padding before the uint32
-            pos += len(track)
+            parts += (_PADDING[:pad], header, _ONE, class_id, _PADDING[:pad_run],
+                      run_bytes[i * run_len:(i + 1) * run_len], track)
+            pos += pad_run + run_len + len(track)  # 8-aligned before the id's uint32
         return b''.join(parts)
 
 

@@ -6,13 +6,19 @@ Fused pre/post-processing in PyTorch: letterbox, inference and NMS on the device
 Used by every backend that holds its model on a CUDA device (torch, TensorRT): the backend only
 supplies ``forward(input_tensor) -> output_tensor``. Per frame:
 
-* each uint8 HxWx3 image is copied once into a pinned staging buffer (by torch's multi-threaded
-  copy) and sent to the device with a non-blocking copy;
+* each uint8 HxWx3 image is copied once into a pinned staging buffer, by one thread, and sent to
+  the device with a non-blocking copy. torch's multi-threaded copy stages faster when frames
+  come back to back (0.06-0.11 against 0.17-0.22 ms on a lent H100's 16-core host), but its
+  OpenMP threads keep spinning after each copy, and the node pays for that: image published ->
+  detections received took 0.01-0.29 ms longer with it in three A/B rounds there, and 0.34-0.56
+  ms longer than with torch held to one thread in two more. On a robot those spinning threads
+  would also take CPU from the other nodes;
 * letterbox (:class:`LetterboxGeometry` placement, bilinear resize with cv2.INTER_LINEAR's
   half-pixel sampling), BGR->RGB, /255 and HWC->CHW write into one preallocated input;
 * the model runs (fp16 or fp32, whatever ``forward`` does);
 * decoding and NMS run on the device with Ultralytics' semantics (conf, iou, classes, agnostic,
-  max_det; end-to-end ``(B, K, 6)`` outputs are only thresholded);
+  max_det; end-to-end ``(B, K, 6)`` outputs are only thresholded), and the boxes are mapped to
+  source pixels there (``scale_boxes``: unpad, unscale, clip);
 * one small device-to-host copy of the final rows, one synchronisation.
 
 After ``capture_after`` eager frames of the same source sizes, the whole device part (letterbox,
@@ -82,14 +88,16 @@ def resize_plan(source_hw: Tuple[int, int], resized_hw: Tuple[int, int],
 
 
 def letterbox_into(dst: torch.Tensor, src: torch.Tensor, geometry: LetterboxGeometry,
-                   plan: ResizePlan, bgr: bool) -> None:
+                   plan: ResizePlan, bgr: bool, fill: bool = True) -> None:
     """
     Letterbox one HxWx3 uint8 device image into ``dst`` (3, H, W) as RGB in [0, 1].
 
     Bilinear resize in float32 (horizontal pass, then vertical, as OpenCV), rounded to uint8
-    values like cv2.resize's output, then divided by 255 in ``dst``'s dtype (as Ultralytics
-    divides its fp16 input); the border is the pad value 114. In-place arithmetic keeps the
-    temporaries to two float32 images, which matters inside the CUDA graph's memory pool.
+    values like cv2.resize's output, then divided by 255 into ``dst``'s dtype (computed in
+    float32 and rounded once, as Ultralytics divides its fp16 input); the border is the pad value
+    114, written only with ``fill`` (the caller knows whether ``dst`` holds this geometry's
+    border already). In-place arithmetic keeps the temporaries to two float32 images, which
+    matters inside the CUDA graph's memory pool.
     """
     new_h, new_w = geometry.resized_hw
     region = dst[:, geometry.top:geometry.top + new_h, geometry.left:geometry.left + new_w]
@@ -105,9 +113,9 @@ def letterbox_into(dst: torch.Tensor, src: torch.Tensor, geometry: LetterboxGeom
     chw = img.permute(2, 0, 1)
     if bgr:
         chw = chw.flip(0)
-    dst.fill_(PAD_VALUE / 255.0)
-    region.copy_(chw)  # integer values 0..255: exact in fp16 and fp32
-    region.div_(255.0)
+    if fill:
+        dst.fill_(PAD_VALUE / 255.0)
+    torch.div(chw, 255.0, out=region)  # one kernel: convert, divide, write the strided region
 
 
 # ---------------------------------------------------------------------------------- decoding
@@ -115,6 +123,30 @@ def xywh_to_xyxy(xywh: torch.Tensor) -> torch.Tensor:
     """Convert (..., 4) centre/size boxes to corners."""
     half = xywh[..., 2:4] / 2
     return torch.cat((xywh[..., :2] - half, xywh[..., :2] + half), dim=-1)
+
+
+def source_map_rows(geometry: LetterboxGeometry) -> np.ndarray:
+    """
+    Return the (3, 4) float32 rows that map xyxy network boxes of ``geometry`` to its source.
+
+    Offsets (left, top, left, top), gains (new_w / w0, new_h / h0, ...) and limits (w0, h0, ...):
+    the float32 values :meth:`LetterboxGeometry.boxes_to_source` computes with.
+    """
+    h0, w0 = geometry.source_hw
+    new_h, new_w = geometry.resized_hw
+    gx, gy = new_w / w0, new_h / h0
+    return np.array([[geometry.left, geometry.top] * 2, [gx, gy] * 2, [w0, h0] * 2], np.float32)
+
+
+def map_to_source(boxes: torch.Tensor, source_map: torch.Tensor) -> torch.Tensor:
+    """
+    Map (B, K, 4) float32 xyxy boxes to source pixels with (B, 3, 4) :func:`source_map_rows`.
+
+    The same float32 operations as :meth:`LetterboxGeometry.boxes_to_source` (clipped), so the
+    results are identical.
+    """
+    offset, gain, limit = source_map[:, 0:1], source_map[:, 1:2], source_map[:, 2:3]
+    return torch.clamp((boxes - offset).div_(gain), min=torch.zeros_like(limit), max=limit)
 
 
 def exact_dense(pred: torch.Tensor, settings: NmsSettings) -> torch.Tensor:
@@ -175,7 +207,8 @@ def upper_triangle(k: int, device: 'torch.device | str') -> torch.Tensor:
 
 
 def fixed_dense_keep(pred: torch.Tensor, ds: DeviceSettings, k: int, iterations: int,
-                     upper: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
+                     upper: Optional[torch.Tensor] = None,
+                     source_map: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
     """
     Decode and NMS a dense batch (B, 4 + nc, A) with fixed shapes (CUDA-graph capturable).
 
@@ -184,15 +217,18 @@ def fixed_dense_keep(pred: torch.Tensor, ds: DeviceSettings, k: int, iterations:
     (B,) bool (more than ``k`` boxes passed ``conf``). The kept rows equal greedy NMS where
     ``converged`` and (not ``overflow`` or at least max_det are kept); callers redo other
     images with :func:`exact_dense`. ``upper`` is :func:`upper_triangle` (k), if precomputed.
+    With ``source_map`` (B, 3, 4) the rows' boxes are in source pixels (:func:`map_to_source`),
+    else in network-input pixels.
     """
     if iterations < 1:
         raise ValueError('Cluster-NMS needs at least one iteration')
     # the max of fp16 scores is exact: only the (B, A) maxima and k boxes become float32
     best, cls_idx = pred[:, 4:].max(dim=1)  # (B, A): best class over all, then the filter
-    best = best.float()
-    valid_all = (best > ds.conf) & (ds.class_weight[cls_idx] > 0)
-    n_valid = valid_all.sum(dim=1)
-    masked = torch.where(valid_all, best, -1.0)
+    # x 1.0 or 0.0 (filtered class) in float32: the score exactly, or one that never passes
+    score = best * ds.class_weight[cls_idx]
+    passed = score > ds.conf
+    n_valid = passed.sum(dim=1)
+    masked = torch.where(passed, score, -1.0)
     top_scores, top_idx = masked.topk(k, dim=1, sorted=True)  # (B, k)
     valid = top_scores > ds.conf
     xywh = pred[:, :4].gather(2, top_idx[:, None, :].expand(-1, 4, -1)).float().transpose(1, 2)
@@ -218,12 +254,14 @@ def fixed_dense_keep(pred: torch.Tensor, ds: DeviceSettings, k: int, iterations:
         previous_f = keep_f
         keep_f = torch.baddbmm(valid_f, keep_f, suppress, alpha=-1).clamp_(min=0)
     converged = (keep_f == previous_f).all(dim=2)[:, 0]
-    rows = torch.cat((boxes, top_scores[..., None], cls_k[..., None]), dim=2)
+    out_boxes = boxes if source_map is None else map_to_source(boxes, source_map)
+    rows = torch.cat((out_boxes, top_scores[..., None], cls_k[..., None]), dim=2)
     return rows, keep_f[:, 0], converged, n_valid > k
 
 
 def pack_dense(pred: torch.Tensor, ds: DeviceSettings, k: int, iterations: int,
-               upper: Optional[torch.Tensor] = None) -> torch.Tensor:
+               upper: Optional[torch.Tensor] = None,
+               source_map: Optional[torch.Tensor] = None) -> torch.Tensor:
     """
     Run :func:`fixed_dense_keep` and pack its results into one (B, 7k + 2) float32 tensor.
 
@@ -231,7 +269,8 @@ def pack_dense(pred: torch.Tensor, ds: DeviceSettings, k: int, iterations: int,
     device-to-host copy brings a frame's results back, and :func:`unpack_dense` reads them
     (choosing the kept rows on the host is cheaper than a sort on the device for k <= 256).
     """
-    rows, keep, converged, overflow = fixed_dense_keep(pred, ds, k, iterations, upper)
+    rows, keep, converged, overflow = fixed_dense_keep(pred, ds, k, iterations, upper,
+                                                       source_map)
     flags = torch.stack((converged, overflow), dim=1).float()
     return torch.cat((rows.flatten(1), keep.float(), flags), dim=1)
 
@@ -324,6 +363,13 @@ class GpuPipeline:
                 class_weight=torch.ones(self.num_classes, device=self.device),
                 class_offset=torch.full((), MAX_WH, device=self.device))
         self._slots: List[Dict[Tuple[int, int], _Slot]] = [{} for _ in range(self.batch)]
+        # the geometry whose pad border each batch entry of the input holds: the border is
+        # written when the geometry changes, not every frame
+        self._bordered: List[Optional[LetterboxGeometry]] = [None] * self.batch
+        # per batch entry, how its boxes map to source pixels (source_map_rows), on the device
+        with self.on_stream():
+            self._source_map = torch.zeros((self.batch, 3, 4), dtype=torch.float32,
+                                           device=self.device)
         self._settings_key: Optional[tuple] = None
         self._graphs: Dict[tuple, Tuple[torch.cuda.CUDAGraph, tuple]] = {}
         self._seen: Dict[tuple, int] = {}
@@ -384,16 +430,21 @@ class GpuPipeline:
     def _device_work(self, slots: Sequence[_Slot], bgr: Sequence[bool]) -> tuple:
         """Everything after the uploads: letterbox, forward, fixed-shape decode (graphable)."""
         for i, (slot, is_bgr) in enumerate(zip(slots, bgr)):
-            letterbox_into(self.input[i], slot.device_image, slot.geometry, slot.plan, is_bgr)
+            letterbox_into(self.input[i], slot.device_image, slot.geometry, slot.plan, is_bgr,
+                           fill=False)
         raw = self.forward(self.input)
         if isinstance(raw, (list, tuple)):
             raw = raw[0]
-        if self.end2end:
-            return (raw,)
+        source_map = self._source_map[:len(slots)]
+        if self.end2end:  # (B, K, 6): the boxes to source pixels, scores and classes as they are
+            rows = raw[:len(slots)].float()
+            return (raw, torch.cat((map_to_source(rows[..., :4], source_map), rows[..., 4:]),
+                                   dim=2))
         k = min(self.max_candidates, int(raw.shape[-1]))
         if self._upper is None or self._upper.shape[0] != k:
             self._upper = upper_triangle(k, self.device)  # made eagerly, before any capture
-        return (raw, pack_dense(raw, self.dsettings, k, self.iterations, self._upper))
+        return (raw, pack_dense(raw[:len(slots)], self.dsettings, k, self.iterations,
+                                self._upper, source_map))
 
     def preprocess(self, images: Sequence[np.ndarray]) -> List[_Slot]:
         """Stage the images and start their (non-blocking) uploads; return their slots."""
@@ -410,12 +461,7 @@ class GpuPipeline:
                 raise ValueError(
                     f'expected an HxWx3 uint8 image, got {image.shape} {image.dtype}')
             slot = self._slot(i, (int(image.shape[0]), int(image.shape[1])))
-            if image.flags.writeable:  # torch.from_numpy warns on read-only arrays
-                # torch's copy runs on its intra-op threads: a 640x480x3 frame went into pinned
-                # memory in 24 us against np.copyto's 94 us, frame after frame on the H100 host
-                slot.staging.copy_(torch.from_numpy(image))
-            else:
-                np.copyto(slot.staging.numpy(), image)
+            np.copyto(slot.staging.numpy(), image)  # one thread: see the module docstring
             if self.cuda:
                 slot.device_image.copy_(slot.staging, non_blocking=True)
             slots.append(slot)
@@ -445,7 +491,7 @@ class GpuPipeline:
         return entry[1]
 
     def _host_buffers(self, outputs: tuple) -> List[torch.Tensor]:
-        src = outputs if self.end2end else outputs[1:]
+        src = outputs[1:]
         key = tuple(tuple(t.shape) for t in src)
         bufs = self._host.get(key)
         if bufs is None:
@@ -483,6 +529,11 @@ class GpuPipeline:
             return []
         t_start = time.perf_counter()
         self._update_settings(settings)
+        for i, slot in enumerate(slots):
+            if self._bordered[i] != slot.geometry:  # eager, before the graph or eager work
+                self.input[i].fill_(PAD_VALUE / 255.0)
+                self._source_map[i].copy_(torch.from_numpy(source_map_rows(slot.geometry)))
+                self._bordered[i] = slot.geometry
         if settings.multi_label and not self.end2end:
             # one row per (box, class): data-dependent sizes, always the exact eager path
             outputs = self._device_work(slots, bgr)
@@ -491,24 +542,24 @@ class GpuPipeline:
         outputs = self._run_device(slots, bgr)
         self.raw = outputs[0]
         bufs = self._host_buffers(outputs)
-        src = outputs if self.end2end else outputs[1:]
-        for buf, t in zip(bufs, src):
+        for buf, t in zip(bufs, outputs[1:]):
             buf.copy_(t, non_blocking=self.cuda)  # one tensor: the end2end rows or packed
         if self.stream is not None:
             self.stream.synchronize()
         t_synced = time.perf_counter()
         results = []
-        for i in range(n):
+        host = bufs[0].numpy()
+        for i in range(n):  # the rows are new arrays (mask, astype), in source pixels already
             if self.end2end:
-                rows = decode_end2end(bufs[0][i].numpy(), settings)
+                results.append(decode_end2end(host[i], settings))
+                continue
+            kept, converged, overflow = unpack_dense(host[i])
+            if converged and (not overflow or len(kept) >= settings.max_det):
+                results.append(kept[:settings.max_det])
             else:
-                kept, converged, overflow = unpack_dense(bufs[0][i].numpy())
-                if converged and (not overflow or len(kept) >= settings.max_det):
-                    rows = kept[:settings.max_det]
-                else:
-                    self.exact_redos += 1
-                    rows = exact_dense(self.raw[i], settings).cpu().numpy()
-            results.append(self._to_source(rows, slots[i].geometry))
+                self.exact_redos += 1
+                results.append(self._to_source(exact_dense(self.raw[i], settings).cpu().numpy(),
+                                               slots[i].geometry))
         t_end = time.perf_counter()
         self.stage_ms = (self._t_pre * 1e3, (t_synced - t_start) * 1e3,
                          (t_end - t_synced) * 1e3)
@@ -548,5 +599,5 @@ class GpuPipeline:
 
 
 __all__ = ['DeviceSettings', 'GpuPipeline', 'ResizePlan', 'exact_dense', 'exact_end2end',
-           'fixed_dense_keep', 'letterbox_into', 'pack_dense', 'resize_plan', 'unpack_dense',
-           'upper_triangle']
+           'fixed_dense_keep', 'letterbox_into', 'map_to_source', 'pack_dense', 'resize_plan',
+           'source_map_rows', 'unpack_dense', 'upper_triangle']

@@ -10,7 +10,7 @@ supplies ``forward(input_tensor) -> output_tensor``. Per frame:
   the device with a non-blocking copy. torch's multi-threaded copy stages faster when frames
   come back to back (0.06-0.11 against 0.17-0.22 ms on a lent H100's 16-core host), but its
   OpenMP threads keep spinning after each copy, and the node pays for that: image published ->
-  detections received took 0.01-0.29 ms longer with it in three A/B rounds there, and 0.34-0.56
+  detections received took 0.01-0.28 ms longer with it in three A/B rounds there, and 0.34-0.57
   ms longer than with torch held to one thread in two more. On a robot those spinning threads
   would also take CPU from the other nodes;
 * letterbox (:class:`LetterboxGeometry` placement, bilinear resize with cv2.INTER_LINEAR's

@@ -252,15 +252,20 @@ def test_pipeline_falls_back_to_exact_nms(max_candidates: int, iterations: int) 
     np.testing.assert_array_equal(again[0], got)
 
 
-@needs_cuda
-def test_cuda_graph_replay_matches_eager(sample_images: Dict[str, np.ndarray]) -> None:
+def _cuda_dense_forward():
+    """Return a CUDA forward with a fixed dense output that still depends on its input."""
     raw = torch.from_numpy(random_dense(6, batch=1)).cuda()
 
     def forward(tensor: torch.Tensor) -> torch.Tensor:
         return raw * (tensor.mean() * 0 + 1)  # depends on the input, fixed shapes
 
+    return forward
+
+
+@needs_cuda
+def test_cuda_graph_replay_matches_eager(sample_images: Dict[str, np.ndarray]) -> None:
     settings = NmsSettings()
-    pipe = GpuPipeline(forward, (640, 640), 1, 'cuda:0', torch.float16, False, 80,
+    pipe = GpuPipeline(_cuda_dense_forward(), (640, 640), 1, 'cuda:0', torch.float16, False, 80,
                        capture_after=1)
     image = sample_images['zidane.jpg']
     eager = pipe.detect([image], [True], settings)[0]
@@ -279,11 +284,7 @@ def test_cuda_graph_replay_matches_eager(sample_images: Dict[str, np.ndarray]) -
 def test_cuda_graphs_follow_alternating_source_sizes(sample_images: Dict[str, np.ndarray]) -> None:
     # one graph per source size; switching between them rewrites the border and the box mapping
     # eagerly: every replay must give what the eager pipeline gives for that image
-    raw = torch.from_numpy(random_dense(6, batch=1)).cuda()
-
-    def forward(tensor: torch.Tensor) -> torch.Tensor:
-        return raw * (tensor.mean() * 0 + 1)  # depends on the input, fixed shapes
-
+    forward = _cuda_dense_forward()
     settings = NmsSettings()
     images = [sample_images['bus.jpg'], sample_images['zidane.jpg']]
     eager = GpuPipeline(forward, (640, 640), 1, 'cuda:0', torch.float16, False, 80,

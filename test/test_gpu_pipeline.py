@@ -300,3 +300,28 @@ def test_cuda_graphs_follow_alternating_source_sizes(sample_images: Dict[str, np
             np.testing.assert_allclose(got, rows, atol=1e-4)
             np.testing.assert_array_equal(pipe.input.cpu().numpy(), network_input)
     assert pipe.graph_replays >= 4
+
+
+@needs_cuda
+def test_cuda_configure_cleanup_cycles_keep_device_memory_flat(
+        yolo11n_pt: Path, sample_images: Dict[str, np.ndarray]) -> None:
+    # every configure builds a backend and every cleanup closes it: nothing may pile up on the
+    # device. A stream created per configure and destroyed per cleanup grew device memory by
+    # 32 MB per cycle on a lent H100 (this test failed then).
+    from yolo_jetson_ros.pipeline.backends.torch_backend import TorchBackend
+    image = sample_images['bus.jpg']
+    reserved = []
+    for _ in range(4):
+        backend = TorchBackend(yolo11n_pt, 'cuda:0', half=True)
+        pipe = backend.pipeline
+        assert pipe is not None
+        for _ in range(4):
+            rows = pipe.detect([image], [True], NmsSettings())[0]
+        assert pipe.graph_replays >= 1 and len(rows) > 0
+        with pytest.raises(RuntimeError, match='before any graph capture'):
+            with pipe.persistent():  # a replay could overwrite anything allocated now
+                pass
+        backend.close()
+        torch.cuda.synchronize()
+        reserved.append(torch.cuda.memory_reserved())
+    assert max(reserved[1:]) <= reserved[0], [r / 2**20 for r in reserved]

@@ -541,7 +541,9 @@ def memory_child(args: argparse.Namespace) -> None:
     """Child process: run ours or Ultralytics for a while, print peak memory as JSON."""
     spec, which = args.memory_child.split(':')
     backend, device, precision, _fmt = SPECS[spec]
-    frames = make_frames([], 4)
+    # the frames the latency runs use (saved by the parent: no dataset code in this process)
+    frames = (list(np.load(args.memory_frames)) if args.memory_frames
+              else make_frames([], 4))
     torch = None
     context_used = 0.0
     if device.startswith('cuda'):
@@ -583,11 +585,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_memory(spec: str, args: argparse.Namespace, which: str) -> Dict[str, Any]:
-    """Run :func:`memory_child` in a fresh interpreter; return its figures."""
+def measure_memory(spec: str, args: argparse.Namespace, which: str,
+                   frames: Sequence[np.ndarray]) -> Dict[str, Any]:
+    """Run :func:`memory_child` in a fresh interpreter on (up to 4 of) ``frames``."""
+    frames_file = Path(args.out) / 'memory_frames.npy'
+    frames_file.parent.mkdir(parents=True, exist_ok=True)
+    np.save(frames_file, np.stack(list(frames)[:4]))
     cmd = [sys.executable, '-m', 'yolo_jetson_ros.benchmark', '--memory-child', f'{spec}:{which}',
            '--model', str(args.model), '--imgsz', str(args.imgsz), '--out', str(args.out),
-           '--iterations', str(max(args.iterations // 2, 5))]
+           '--memory-frames', str(frames_file), '--iterations', str(max(args.iterations // 2, 5))]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     for line in proc.stdout.splitlines():
         if line.startswith('MEMORY '):
@@ -647,9 +653,9 @@ def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
         except Exception as exc:
             rec['node_error'] = f'{type(exc).__name__}: {exc}'
     if not args.skip_memory:
-        rec['memory'] = {'ours': measure_memory(spec, args, 'ours')}
+        rec['memory'] = {'ours': measure_memory(spec, args, 'ours', frames)}
         if not args.skip_ultralytics:
-            rec['memory']['ultralytics'] = measure_memory(spec, args, 'ultralytics')
+            rec['memory']['ultralytics'] = measure_memory(spec, args, 'ultralytics', frames)
     rec['ratios'] = ratios(rec)
     return rec
 
@@ -822,6 +828,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--switch-interval-ms', type=float, default=0.0,
                    help="Python's GIL switch interval for the run (0 = leave the default 5 ms)")
     p.add_argument('--memory-child', default='', help=argparse.SUPPRESS)
+    p.add_argument('--memory-frames', default='', help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.cameras = [int(c) for c in str(args.cameras).split(',') if c.strip()]
     return args

@@ -397,6 +397,11 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
             self._worker = None
 
     def _release(self) -> None:
+        if self._configured:
+            # first: the detector's close collects what refers to the model in cycles, which
+            # frozen objects would survive (the GPU memory pool then outlives the pipeline)
+            gc.unfreeze()
+        self._configured = False
         self._release_features()
         for cam in self._cameras:
             if cam.publisher is not None:
@@ -405,9 +410,6 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
         if self._detector is not None:
             self._detector.close()
             self._detector = None
-        if self._configured:
-            gc.unfreeze()
-        self._configured = False
 
     # ------------------------------------------------------------------ frames
     def _on_image(self, cam: Camera, msg: Any) -> None:

@@ -35,8 +35,9 @@ The same code runs on the CPU device (tests use that); there is no pinned memory
 import contextlib
 import ctypes
 from dataclasses import dataclass
+import threading
 import time
-from typing import Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -244,7 +245,10 @@ def fixed_dense_keep(pred: torch.Tensor, ds: DeviceSettings, k: int, iterations:
         upper = upper_triangle(k, pred.device)
     # suppress[b, i, j]: a kept i (higher score) removes j. Invalid boxes need no masking here:
     # they start and stay unkept (keep <= valid), so they neither suppress nor survive.
-    mm_dtype = torch.float16 if pred.is_cuda else torch.float32  # integers <= k stay exact
+    # the GEMM in the model's own precision on CUDA, whose kernels the model has loaded already:
+    # an fp16 GEMM beside an fp32 model loaded a second cuBLAS kernel family (+116 MB peak RSS
+    # on a lent H100). The 0/1 operands and integer sums <= k are exact in fp16 and fp32.
+    mm_dtype = pred.dtype if pred.is_cuda and pred.dtype == torch.float16 else torch.float32
     suppress = ((iou > ds.iou) & upper).to(mm_dtype)
     valid_f = valid.to(mm_dtype)[:, None, :]  # (B, 1, k) of 0/1
     keep_f = previous_f = valid_f
@@ -283,23 +287,61 @@ def unpack_dense(packed: np.ndarray) -> Tuple[np.ndarray, bool, bool]:
 
 
 # ---------------------------------------------------------------------------------- the pipeline
-def private_stream(device: torch.device) -> Tuple['torch.cuda.Stream', Optional[int]]:
+def new_mem_pool() -> Optional[Any]:
+    """Return a new ``torch.cuda.MemPool``, or None where torch lacks the API (before 2.6)."""
+    if not (hasattr(torch.cuda, 'MemPool') and hasattr(torch.cuda, 'use_mem_pool')):
+        return None
+    try:
+        return torch.cuda.MemPool()
+    except (RuntimeError, TypeError):
+        return None
+
+
+def private_stream(device: torch.device) -> 'torch.cuda.Stream':
     """
-    Return ``(stream, handle)``: a CUDA stream of our own and its raw handle to destroy.
+    Return a new CUDA stream of our own on ``device`` (pipelines use :func:`acquire_stream`).
 
     ``torch.cuda.Stream()`` draws from torch's stream pool, which creates dozens of streams on
     first use; one stream made with the CUDA runtime costs next to nothing. Falls back to the
-    pool (handle None) where the runtime call is not exposed.
+    pool where the runtime call is not exposed.
     """
     try:
         handle = ctypes.c_void_p()
         with torch.cuda.device(device):
             err = torch.cuda.cudart().cudaStreamCreate(ctypes.addressof(handle))
         if int(getattr(err, 'value', err)) == 0 and handle.value:
-            return torch.cuda.ExternalStream(handle.value, device=device), int(handle.value)
+            return torch.cuda.ExternalStream(handle.value, device=device)
     except (AttributeError, RuntimeError, TypeError):
         pass
-    return torch.cuda.Stream(device), None
+    return torch.cuda.Stream(device)
+
+
+# Streams of closed pipelines, per device index, for the next pipeline to take. With a stream
+# created at each configure and destroyed at each cleanup, device memory grew by 32 MB per
+# lifecycle cycle on a lent H100 (the size of torch's per-stream cuBLAS workspace on Hopper);
+# reused, it stayed flat. There are only ever as many streams as pipelines open at once.
+_idle_streams: Dict[int, List['torch.cuda.Stream']] = {}
+_idle_lock = threading.Lock()
+
+
+def _device_index(device: torch.device) -> int:
+    return torch.cuda.current_device() if device.index is None else int(device.index)
+
+
+def acquire_stream(device: torch.device) -> 'torch.cuda.Stream':
+    """Return an idle stream a closed pipeline gave back, or a new one (:func:`private_stream`)."""
+    with _idle_lock:
+        idle = _idle_streams.get(_device_index(device))
+        if idle:
+            return idle.pop()
+    return private_stream(device)
+
+
+def release_stream(device: torch.device, stream: 'torch.cuda.Stream') -> None:
+    """Give ``stream`` back for reuse, once the work queued on it is done."""
+    stream.synchronize()
+    with _idle_lock:
+        _idle_streams.setdefault(_device_index(device), []).append(stream)
 
 
 @dataclass
@@ -342,12 +384,21 @@ class GpuPipeline:
         # on a side stream of its own, and the caching allocator keeps separate memory segments
         # per stream (buffers made on another stream pinned a 20 MB segment of their own).
         self.stream: Optional[torch.cuda.Stream] = None
-        self._stream_handle: Optional[int] = None
         if self.cuda:
-            self.stream, self._stream_handle = private_stream(self.device)
+            self.stream = acquire_stream(self.device)
             self.stream.wait_stream(torch.cuda.current_stream(self.device))  # the model's copy
+        self._graphs: Dict[tuple, Tuple[torch.cuda.CUDAGraph, tuple]] = {}
+        # One private allocator pool holds what lives as long as the pipeline (input, thresholds,
+        # box mapping; the model's weights through persistent()) and the graphs' activations,
+        # so the graphs fill the free room of the segments those buffers occupy: a 1-10 MB
+        # tensor otherwise pins a 20 MB segment of its own (H100, yolo11n: see the README)
+        self._mempool = new_mem_pool() if self.use_graph else None
+        self._pool: Optional[tuple] = None
+        if self.use_graph:
+            self._pool = (self._mempool.id if self._mempool is not None
+                          else torch.cuda.graph_pool_handle())
         shape = (self.batch, 3, *self.input_hw)
-        with self.on_stream():
+        with self.persistent():
             if input_tensor is None:
                 self.input = torch.full(shape, PAD_VALUE / 255.0, dtype=dtype, device=self.device)
             else:
@@ -367,13 +418,11 @@ class GpuPipeline:
         # written when the geometry changes, not every frame
         self._bordered: List[Optional[LetterboxGeometry]] = [None] * self.batch
         # per batch entry, how its boxes map to source pixels (source_map_rows), on the device
-        with self.on_stream():
+        with self.persistent():
             self._source_map = torch.zeros((self.batch, 3, 4), dtype=torch.float32,
                                            device=self.device)
         self._settings_key: Optional[tuple] = None
-        self._graphs: Dict[tuple, Tuple[torch.cuda.CUDAGraph, tuple]] = {}
         self._seen: Dict[tuple, int] = {}
-        self._pool = torch.cuda.graph_pool_handle() if self.use_graph else None
         self._upper: Optional[torch.Tensor] = None
         self._host: Dict[tuple, List[torch.Tensor]] = {}
         self.raw: Optional[torch.Tensor] = None  # the last raw output (for exact redo)
@@ -390,6 +439,24 @@ class GpuPipeline:
         if self.stream is None:
             return contextlib.nullcontext()
         return torch.cuda.stream(self.stream)
+
+    @contextlib.contextmanager
+    def persistent(self) -> Iterator[None]:
+        """
+        Allocate what must live as long as the pipeline: on its stream, in the graphs' pool.
+
+        For buffers made before the first frame (the backend moves the model's weights to the
+        device here). The graphs treat these blocks as taken, never as scratch; anything made
+        here after a capture could be overwritten by a replay, so this refuses once captured.
+        """
+        if self._graphs:
+            raise RuntimeError('persistent buffers must be allocated before any graph capture')
+        with self.on_stream():
+            if self._mempool is None:
+                yield
+            else:
+                with torch.cuda.use_mem_pool(self._mempool, self.device):
+                    yield
 
     # ------------------------------------------------------------------ buffers
     def _slot(self, index: int, source_hw: Tuple[int, int]) -> _Slot:
@@ -477,6 +544,8 @@ class GpuPipeline:
             self._seen[key] = seen
             if seen <= self.capture_after:
                 return self._device_work(slots, bgr)
+            # the last eager frame's output would keep its activations' segment cached
+            self.raw = None
             torch.cuda.synchronize(self.device)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool=self._pool, stream=self.stream):
@@ -592,12 +661,20 @@ class GpuPipeline:
         """Drop graphs, buffers and the stream."""
         self.forget_sources()
         self._host.clear()
-        if self._stream_handle is not None:
-            torch.cuda.cudart().cudaStreamDestroy(self._stream_handle)
-            self._stream_handle = None
+        # the buffers in the pool first, then the pool: a pool's segments go back to the device
+        # when it is destroyed only if nothing in it is still allocated
+        for name in ('input', '_source_map', 'dsettings'):  # (close may run twice)
+            self.__dict__.pop(name, None)
+        self._upper = None
+        self._mempool = None
+        if self.cuda:
+            torch.cuda.empty_cache()
+        if self.stream is not None:
+            release_stream(self.device, self.stream)
         self.stream = None
 
 
-__all__ = ['DeviceSettings', 'GpuPipeline', 'ResizePlan', 'exact_dense', 'exact_end2end',
-           'fixed_dense_keep', 'letterbox_into', 'map_to_source', 'pack_dense', 'resize_plan',
-           'source_map_rows', 'unpack_dense', 'upper_triangle']
+__all__ = ['DeviceSettings', 'GpuPipeline', 'ResizePlan', 'acquire_stream', 'exact_dense',
+           'exact_end2end', 'fixed_dense_keep', 'letterbox_into', 'map_to_source', 'new_mem_pool',
+           'pack_dense', 'private_stream', 'release_stream', 'resize_plan', 'source_map_rows',
+           'unpack_dense', 'upper_triangle']

@@ -8,6 +8,7 @@ On CUDA the backend also offers the fused GPU path (:meth:`TorchBackend.detect_i
 the GPU, replayed as a CUDA graph. On the CPU the detector keeps its NumPy pre/post-processing.
 """
 
+import gc
 import os
 from pathlib import Path
 from typing import Optional, TYPE_CHECKING
@@ -62,7 +63,7 @@ class TorchBackend(Backend):
             raise BackendError(f"cannot load PyTorch weights '{weights}': {exc}") from exc
         if half:
             model = model.half()
-        self.model = model.eval().to(self._device)
+        model = model.eval()
         head = model.model[-1]
         self.info = ModelInfo(names={int(k): str(v) for k, v in dict(model.names).items()},
                               input_hw=(imgsz, imgsz), batch=batch,
@@ -82,6 +83,10 @@ class TorchBackend(Backend):
             self.pipeline = GpuPipeline(self.forward, self.info.input_hw, batch, self._device,
                                         self._dtype, self.info.end2end, self.info.num_classes,
                                         use_graph=cuda_graph)
+            with self.pipeline.persistent():  # the weights share the graphs' segments
+                self.model = model.to(self._device)
+        else:
+            self.model = model.to(self._device)
 
     def forward(self, tensor: 'torch.Tensor') -> 'torch.Tensor':
         """Run the model on a device tensor (B, 3, H, W) of its dtype; return the raw output."""
@@ -103,10 +108,14 @@ class TorchBackend(Backend):
 
     def close(self) -> None:
         """Free the model and the device cache."""
+        self.model = None
+        self._input = None
+        # The weights live in the pipeline's memory pool, which gives its segments back when it
+        # is destroyed only if nothing in it is still allocated: free them first, reference
+        # cycles included (a loaded, fused model was seen to need the cycle collector)
+        gc.collect()
         if self.pipeline is not None:
             self.pipeline.close()
             self.pipeline = None
-        self.model = None
-        self._input = None
         if self._device.type == 'cuda':
             self._torch.cuda.empty_cache()

@@ -288,7 +288,7 @@ def unpack_dense(packed: np.ndarray) -> Tuple[np.ndarray, bool, bool]:
 
 # ---------------------------------------------------------------------------------- the pipeline
 def new_mem_pool() -> Optional[Any]:
-    """Return a new ``torch.cuda.MemPool``, or None where torch lacks the API (before 2.6)."""
+    """Return a new ``torch.cuda.MemPool``, or None where this torch lacks the API."""
     if not (hasattr(torch.cuda, 'MemPool') and hasattr(torch.cuda, 'use_mem_pool')):
         return None
     try:

@@ -585,12 +585,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_memory(spec: str, args: argparse.Namespace, which: str,
-                   frames: Sequence[np.ndarray]) -> Dict[str, Any]:
-    """Run :func:`memory_child` in a fresh interpreter on (up to 4 of) ``frames``."""
-    frames_file = Path(args.out) / 'memory_frames.npy'
+def save_memory_frames(frames: Sequence[np.ndarray], out: Path) -> Path:
+    """Save (up to 4 of) ``frames`` for the memory children, once per run; return the file."""
+    frames_file = out / 'memory_frames.npy'
     frames_file.parent.mkdir(parents=True, exist_ok=True)
     np.save(frames_file, np.stack(list(frames)[:4]))
+    return frames_file
+
+
+def measure_memory(spec: str, args: argparse.Namespace, which: str,
+                   frames_file: Path) -> Dict[str, Any]:
+    """Run :func:`memory_child` in a fresh interpreter on :func:`save_memory_frames`' file."""
     cmd = [sys.executable, '-m', 'yolo_jetson_ros.benchmark', '--memory-child', f'{spec}:{which}',
            '--model', str(args.model), '--imgsz', str(args.imgsz), '--out', str(args.out),
            '--memory-frames', str(frames_file), '--iterations', str(max(args.iterations // 2, 5))]
@@ -653,9 +658,10 @@ def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
         except Exception as exc:
             rec['node_error'] = f'{type(exc).__name__}: {exc}'
     if not args.skip_memory:
-        rec['memory'] = {'ours': measure_memory(spec, args, 'ours', frames)}
+        frames_file = Path(args.out) / 'memory_frames.npy'  # main() saved it
+        rec['memory'] = {'ours': measure_memory(spec, args, 'ours', frames_file)}
         if not args.skip_ultralytics:
-            rec['memory']['ultralytics'] = measure_memory(spec, args, 'ultralytics', frames)
+            rec['memory']['ultralytics'] = measure_memory(spec, args, 'ultralytics', frames_file)
     rec['ratios'] = ratios(rec)
     return rec
 
@@ -855,6 +861,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     elif not args.skip_map:
         print(f'no dataset at {args.data}: skipping mAP', file=sys.stderr)
     frames = make_frames(images)
+    if not args.skip_memory:
+        save_memory_frames(frames, Path(args.out))
     report: Dict[str, Any] = {'environment': environment(), 'model': str(args.model),
                               'imgsz': args.imgsz, 'batch': args.batch,
                               'iterations': args.iterations, 'warmup': args.warmup,

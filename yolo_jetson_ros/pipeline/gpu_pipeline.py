@@ -248,7 +248,7 @@ def fixed_dense_keep(pred: torch.Tensor, ds: DeviceSettings, k: int, iterations:
     # the GEMM in the model's own precision on CUDA, whose kernels the model has loaded already:
     # an fp16 GEMM beside an fp32 model loaded a second cuBLAS kernel family (+116 MB peak RSS
     # on a lent H100). The 0/1 operands and integer sums <= k are exact in fp16 and fp32.
-    mm_dtype = pred.dtype if pred.is_cuda and pred.dtype == torch.float16 else torch.float32
+    mm_dtype = torch.float16 if pred.is_cuda and pred.dtype == torch.float16 else torch.float32
     suppress = ((iou > ds.iou) & upper).to(mm_dtype)
     valid_f = valid.to(mm_dtype)[:, None, :]  # (B, 1, k) of 0/1
     keep_f = previous_f = valid_f

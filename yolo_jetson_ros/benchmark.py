@@ -571,6 +571,11 @@ def memory_child(args: argparse.Namespace) -> None:
         # the device's used memory counts every process on it (the benchmark's parent too):
         # what this process added over its bare CUDA context compares ours with Ultralytics
         out['gpu_added_over_context_mb'] = (total - free - context_used) / 2**20
+        # the peak: what lies outside torch's allocator (kernels, library handles: loaded once,
+        # never unloaded, so the end value is its peak) plus the allocator's peak reservation.
+        # The end value alone misses segments a warm-up held and gave back.
+        outside = total - free - context_used - torch.cuda.memory_reserved()
+        out['gpu_peak_over_context_mb'] = (outside + torch.cuda.max_memory_reserved()) / 2**20
     print('MEMORY ' + json.dumps(out))
 
 
@@ -607,9 +612,31 @@ def measure_memory(spec: str, args: argparse.Namespace, which: str,
 
 
 # ------------------------------------------------------------------------------ per backend
+def measure_memories(specs: Sequence[str], args: argparse.Namespace,
+                     frames_file: Path) -> Dict[str, Dict[str, Any]]:
+    """
+    Run every spec's memory children (ours, then Ultralytics) before anything else of the run.
+
+    The children read device memory as the whole device's, so this process must hold still
+    meanwhile, and it does while it has no CUDA context. Run after the latency runs, as before,
+    our child read 114 MB added over its context where the same child alone, or beside an idle
+    process holding a CUDA context, read 146 (fp16, a lent H100), presumably because this
+    process gave memory back during the child's run. Our child also exports the ONNX file the
+    rest of the run uses.
+    """
+    memories: Dict[str, Dict[str, Any]] = {}
+    for spec in specs:
+        memories[spec] = {'ours': measure_memory(spec, args, 'ours', frames_file)}
+        if not args.skip_ultralytics:
+            memories[spec]['ultralytics'] = measure_memory(spec, args, 'ultralytics',
+                                                           frames_file)
+    return memories
+
+
 def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
-             frames: Sequence[np.ndarray]) -> Dict[str, Any]:
-    """Measure one backend spec; return its JSON record."""
+             frames: Sequence[np.ndarray],
+             memory: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Measure one backend spec; return its JSON record (``memory``: its memory children's)."""
     backend, device, precision, fmt = SPECS[spec]
     rec: Dict[str, Any] = {'spec': spec, 'format': fmt, 'backend': backend, 'device': device,
                            'precision': precision}
@@ -657,11 +684,8 @@ def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
                               for c in args.cameras]
         except Exception as exc:
             rec['node_error'] = f'{type(exc).__name__}: {exc}'
-    if not args.skip_memory:
-        frames_file = Path(args.out) / 'memory_frames.npy'  # main() saved it
-        rec['memory'] = {'ours': measure_memory(spec, args, 'ours', frames_file)}
-        if not args.skip_ultralytics:
-            rec['memory']['ultralytics'] = measure_memory(spec, args, 'ultralytics', frames_file)
+    if memory is not None:
+        rec['memory'] = memory
     rec['ratios'] = ratios(rec)
     return rec
 
@@ -766,13 +790,14 @@ def markdown(report: Dict[str, Any]) -> str:
                          f"{_f(lat['p50'])} / {_f(lat['p99'])} |")
     lines += ['', '## Peak memory (separate child processes)', '',
               '| Backend | Who | Peak RSS MB | GPU max allocated MB | GPU used over a bare CUDA '
-              'context MB | GPU device used MB (all processes) |',
+              'context MB, end / peak | GPU device used MB (all processes) |',
               '| --- | --- | --- | --- | --- | --- |']
     for rec in report['results']:
         for who, mem in (rec.get('memory') or {}).items():
             lines.append(f"| {rec['spec']} | {who} | {_f(mem.get('peak_rss_mb'), 0)} | "
                          f"{_f(mem.get('gpu_max_allocated_mb'), 0)} | "
-                         f"{_f(mem.get('gpu_added_over_context_mb'), 0)} | "
+                         f"{_f(mem.get('gpu_added_over_context_mb'), 0)} / "
+                         f"{_f(mem.get('gpu_peak_over_context_mb'), 0)} | "
                          f"{_f(mem.get('gpu_device_used_mb'), 0)} |")
     return '\n'.join(lines) + '\n'
 
@@ -861,8 +886,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     elif not args.skip_map:
         print(f'no dataset at {args.data}: skipping mAP', file=sys.stderr)
     frames = make_frames(images)
+    memories: Dict[str, Dict[str, Any]] = {}
     if not args.skip_memory:
-        save_memory_frames(frames, Path(args.out))
+        print('=== memory children', file=sys.stderr)
+        memories = measure_memories(specs, args, save_memory_frames(frames, Path(args.out)))
     report: Dict[str, Any] = {'environment': environment(), 'model': str(args.model),
                               'imgsz': args.imgsz, 'batch': args.batch,
                               'iterations': args.iterations, 'warmup': args.warmup,
@@ -870,7 +897,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for spec in specs:
         print(f'=== {spec}', file=sys.stderr)
         try:
-            rec = run_spec(spec, args, images, frames)
+            rec = run_spec(spec, args, images, frames, memories.get(spec))
         except Exception as exc:  # one backend failing must not lose the others
             rec = {'spec': spec, 'error': f'{type(exc).__name__}: {exc}'}
         report['results'].append(rec)

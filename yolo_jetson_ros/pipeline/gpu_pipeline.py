@@ -37,7 +37,8 @@ import ctypes
 from dataclasses import dataclass
 import threading
 import time
-from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import (Any, Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Set,
+                    Tuple)
 
 import numpy as np
 import torch
@@ -426,6 +427,7 @@ class GpuPipeline:
         self._upper: Optional[torch.Tensor] = None
         self._host: Dict[tuple, List[torch.Tensor]] = {}
         self.raw: Optional[torch.Tensor] = None  # the last raw output (for exact redo)
+        self._blas_threads: Set[int] = set()  # see _eager_before_capture
         self.graph_replays = 0
         self.exact_redos = 0
         self.max_candidates = int(max_candidates)
@@ -469,8 +471,16 @@ class GpuPipeline:
                 self._seen.clear()
             g = LetterboxGeometry.compute(source_hw, self.input_hw)
             staging = torch.empty((*source_hw, 3), dtype=torch.uint8, pin_memory=self.cuda)
-            device_image = (torch.empty((*source_hw, 3), dtype=torch.uint8, device=self.device)
-                            if self.cuda else staging)
+            device_image = staging
+            if self.cuda:
+                # in the graphs' pool while no graph exists (the usual case: a camera's first
+                # frame), outside it after: a replay could overwrite a block taken after its
+                # capture. Outside, a 1-10 MB image (720p, 1080p, the 640x640 warm-up image)
+                # takes a 20 MB segment of its own; the warm-up's was freed again at once, so
+                # the device held 20 MB more during configure than after (a lent H100)
+                with self.persistent() if not self._graphs else contextlib.nullcontext():
+                    device_image = torch.empty((*source_hw, 3), dtype=torch.uint8,
+                                               device=self.device)
             slot = _Slot(g, resize_plan(source_hw, g.resized_hw, self.device), staging,
                          device_image)
             slots[source_hw] = slot
@@ -543,8 +553,8 @@ class GpuPipeline:
             seen = self._seen.get(key, 0) + 1
             self._seen[key] = seen
             if seen <= self.capture_after:
-                return self._device_work(slots, bgr)
-            # the last eager frame's output would keep its activations' segment cached
+                return self._eager_before_capture(slots, bgr)
+            # the last eager frame's output would keep its activations' blocks taken
             self.raw = None
             torch.cuda.synchronize(self.device)
             graph = torch.cuda.CUDAGraph()
@@ -552,12 +562,34 @@ class GpuPipeline:
                 outputs = self._device_work(slots, bgr)
             entry = (graph, outputs)
             self._graphs[key] = entry
-            # the eager frames' activations stay cached outside the graph's pool otherwise:
-            # give them back, so the device holds one set of buffers, the graph's
+            # whatever the eager frames left cached outside the pool goes back to the device
             torch.cuda.empty_cache()
         entry[0].replay()
         self.graph_replays += 1
         return entry[1]
+
+    def _eager_before_capture(self, slots: Sequence[_Slot], bgr: Sequence[bool]) -> tuple:
+        """
+        Run a warm-up frame eagerly, its scratch in the graphs' pool (where there is one).
+
+        The capture that follows reuses the blocks these frames freed. With the warm-up's
+        activations in segments of their own, the device held them and the graph's at once until
+        the capture ended: 20-22 MB above the steady state on a lent H100 (yolo11n fp16, fp32).
+        Sharing the pool is safe because all of it runs in order on the one stream, and no eager
+        output outlives the next frame (``self.raw`` is replaced by every frame).
+        """
+        if self._mempool is None:
+            return self._device_work(slots, bgr)
+        if threading.get_ident() not in self._blas_threads:
+            # cuBLAS allocates a workspace (32 MiB on Hopper) per thread and stream on first
+            # use, and keeps it for good: made in the pool, it would keep the pool's segments
+            # from going back to the device at close. A tiny product makes it outside.
+            probe = torch.ones((2, 2), dtype=self.dtype, device=self.device)
+            torch.nn.functional.linear(probe, probe, probe[0])
+            torch.mm(probe, probe)
+            self._blas_threads.add(threading.get_ident())
+        with torch.cuda.use_mem_pool(self._mempool, self.device):
+            return self._device_work(slots, bgr)
 
     def _host_buffers(self, outputs: tuple) -> List[torch.Tensor]:
         src = outputs[1:]
@@ -645,8 +677,8 @@ class GpuPipeline:
         """
         Drop the per-source-size buffers and graphs (after a warm-up on a blank image).
 
-        The warm-up image's device buffer would otherwise stay for good, and with it the
-        allocator segment the warm-up's activations were placed in.
+        The warm-up image's device buffer would otherwise stay for good. Its room in the
+        graphs' pool goes to the first camera's image, allocated there while no graph exists.
         """
         if self.stream is not None:
             self.stream.synchronize()

@@ -302,6 +302,18 @@ def test_cuda_graphs_follow_alternating_source_sizes(sample_images: Dict[str, np
     assert pipe.graph_replays >= 4
 
 
+def test_limit_cublas_workspace_leaves_a_user_choice() -> None:
+    from yolo_jetson_ros.pipeline.gpu_pipeline import (CUBLAS_WORKSPACE, CUBLASLT_WORKSPACE_KIB,
+                                                       limit_cublas_workspace)
+    env: Dict[str, str] = {}
+    assert limit_cublas_workspace(env)
+    assert env == {'CUBLAS_WORKSPACE_CONFIG': CUBLAS_WORKSPACE,
+                   'CUBLASLT_WORKSPACE_SIZE': CUBLASLT_WORKSPACE_KIB}
+    env = {'CUBLAS_WORKSPACE_CONFIG': ':4096:8'}  # torch's default on Hopper, chosen by the user
+    assert not limit_cublas_workspace(env)
+    assert env == {'CUBLAS_WORKSPACE_CONFIG': ':4096:8'}
+
+
 @needs_cuda
 def test_cuda_configure_and_capture_hold_nothing_beyond_the_steady_state(
         yolo11n_pt: Path, sample_images: Dict[str, np.ndarray], tmp_path: Path) -> None:

@@ -35,10 +35,11 @@ The same code runs on the CPU device (tests use that); there is no pinned memory
 import contextlib
 import ctypes
 from dataclasses import dataclass
+import os
 import threading
 import time
-from typing import (Any, Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Set,
-                    Tuple)
+from typing import (Any, Callable, ContextManager, Dict, Iterator, List, MutableMapping, Optional,
+                    Sequence, Set, Tuple)
 
 import numpy as np
 import torch
@@ -288,6 +289,32 @@ def unpack_dense(packed: np.ndarray) -> Tuple[np.ndarray, bool, bool]:
 
 
 # ---------------------------------------------------------------------------------- the pipeline
+# torch gives each (thread, stream) a cuBLAS workspace at its first matrix product: 32 MiB on
+# Hopper and newer GPUs (Thor, x86 data-centre cards), about 8 MiB on older ones. This pipeline's
+# products are small (the model's attention over 400 positions at imgsz 640, the NMS's 256x256
+# suppression), and 8 x 16 KiB serve them. ':16:8' is also one of the two values torch's
+# deterministic mode accepts. cuBLASLt's workspace (KiB) must not exceed it, or torch warns.
+# torch reads both once, at the process's first product.
+CUBLAS_WORKSPACE = ':16:8'
+CUBLASLT_WORKSPACE_KIB = '128'
+
+
+def limit_cublas_workspace(environ: MutableMapping[str, str] = os.environ) -> bool:
+    """
+    Ask torch for small cuBLAS/cuBLASLt workspaces unless the user chose one; return if it did.
+
+    Sets ``CUBLAS_WORKSPACE_CONFIG`` (:data:`CUBLAS_WORKSPACE`) and ``CUBLASLT_WORKSPACE_SIZE``
+    (:data:`CUBLASLT_WORKSPACE_KIB`). A ``CUBLAS_WORKSPACE_CONFIG`` the user set (torch's own
+    default on Hopper is ``:4096:8``) leaves both alone. After the process's first cuBLAS call
+    the variables no longer change anything.
+    """
+    if 'CUBLAS_WORKSPACE_CONFIG' in environ:
+        return False
+    environ['CUBLAS_WORKSPACE_CONFIG'] = CUBLAS_WORKSPACE
+    environ.setdefault('CUBLASLT_WORKSPACE_SIZE', CUBLASLT_WORKSPACE_KIB)
+    return True
+
+
 def new_mem_pool() -> Optional[Any]:
     """Return a new ``torch.cuda.MemPool``, or None where this torch lacks the API."""
     if not (hasattr(torch.cuda, 'MemPool') and hasattr(torch.cuda, 'use_mem_pool')):
@@ -386,6 +413,7 @@ class GpuPipeline:
         # per stream (buffers made on another stream pinned a 20 MB segment of their own).
         self.stream: Optional[torch.cuda.Stream] = None
         if self.cuda:
+            limit_cublas_workspace()
             self.stream = acquire_stream(self.device)
             self.stream.wait_stream(torch.cuda.current_stream(self.device))  # the model's copy
         self._graphs: Dict[tuple, Tuple[torch.cuda.CUDAGraph, tuple]] = {}
@@ -581,9 +609,9 @@ class GpuPipeline:
         if self._mempool is None:
             return self._device_work(slots, bgr)
         if threading.get_ident() not in self._blas_threads:
-            # cuBLAS allocates a workspace (32 MiB on Hopper) per thread and stream on first
-            # use, and keeps it for good: made in the pool, it would keep the pool's segments
-            # from going back to the device at close. A tiny product makes it outside.
+            # torch allocates a cuBLAS workspace (CUBLAS_WORKSPACE) per thread and stream on
+            # first use, and keeps it for good: made in the pool, it would keep the pool's
+            # segments from going back to the device at close. A tiny product makes it outside.
             probe = torch.ones((2, 2), dtype=self.dtype, device=self.device)
             torch.nn.functional.linear(probe, probe, probe[0])
             torch.mm(probe, probe)
@@ -706,7 +734,8 @@ class GpuPipeline:
         self.stream = None
 
 
-__all__ = ['DeviceSettings', 'GpuPipeline', 'ResizePlan', 'acquire_stream', 'exact_dense',
-           'exact_end2end', 'fixed_dense_keep', 'letterbox_into', 'map_to_source', 'new_mem_pool',
+__all__ = ['CUBLASLT_WORKSPACE_KIB', 'CUBLAS_WORKSPACE', 'DeviceSettings', 'GpuPipeline',
+           'ResizePlan', 'acquire_stream', 'exact_dense', 'exact_end2end', 'fixed_dense_keep',
+           'letterbox_into', 'limit_cublas_workspace', 'map_to_source', 'new_mem_pool',
            'pack_dense', 'private_stream', 'release_stream', 'resize_plan', 'source_map_rows',
            'unpack_dense', 'upper_triangle']

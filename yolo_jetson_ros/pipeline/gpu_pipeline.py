@@ -39,7 +39,7 @@ import os
 import threading
 import time
 from typing import (Any, Callable, ContextManager, Dict, Iterator, List, MutableMapping, Optional,
-                    Sequence, Set, Tuple)
+                    Sequence, Tuple)
 
 import numpy as np
 import torch
@@ -457,7 +457,6 @@ class GpuPipeline:
         self._upper: Optional[torch.Tensor] = None
         self._host: Dict[tuple, List[torch.Tensor]] = {}
         self.raw: Optional[torch.Tensor] = None  # the last raw output (for exact redo)
-        self._blas_threads: Set[int] = set()  # see _eager_before_capture
         self.graph_replays = 0
         self.exact_redos = 0
         self.max_candidates = int(max_candidates)
@@ -610,14 +609,13 @@ class GpuPipeline:
         """
         if self._mempool is None:
             return self._device_work(slots, bgr)
-        if threading.get_ident() not in self._blas_threads:
-            # torch allocates a cuBLAS workspace (CUBLAS_WORKSPACE) per thread and stream on
-            # first use, and keeps it for good: made in the pool, it would keep the pool's
-            # segments from going back to the device at close. A tiny product makes it outside.
-            probe = torch.ones((2, 2), dtype=self.dtype, device=self.device)
-            torch.nn.functional.linear(probe, probe, probe[0])
-            torch.mm(probe, probe)
-            self._blas_threads.add(threading.get_ident())
+        # torch allocates a cuBLAS workspace (CUBLAS_WORKSPACE) per thread and stream on first
+        # use, and keeps it for good: made in the pool, it would keep the pool's segments from
+        # going back to the device at close. A tiny product makes it outside (a no-op once it
+        # exists; these frames are few, so it is not worth remembering per thread)
+        probe = torch.ones((2, 2), dtype=self.dtype, device=self.device)
+        torch.nn.functional.linear(probe, probe, probe[0])
+        torch.mm(probe, probe)
         with torch.cuda.use_mem_pool(self._mempool, self.device):
             return self._device_work(slots, bgr)
 

@@ -131,6 +131,29 @@ def test_bad_frame_is_counted_and_the_node_keeps_detecting(graph: Graph, good_im
     assert_still_detecting(graph, good_image, f'good after {case.name}')
 
 
+def test_bytes_that_are_no_image_never_reach_the_node(graph: Graph,
+                                                      good_image: np.ndarray) -> None:
+    """
+    Serialized bytes that hold no whole Image, as a broken foreign writer may send them.
+
+    The middleware drops them before the node (rmw_fastrtps' take returns nothing), so the node
+    counts nothing for them, publishes nothing, and keeps detecting.
+    """
+    from rclpy.serialization import serialize_message
+    node = graph.node
+    whole = serialize_message(raw_msg('bgr8', 8, 8, 24, bytes(8 * 24), frame_id='bad'))
+    before = node.counters.snapshot()
+    published = len(graph.outputs)
+    for data in (b'\x00\x01\x00\x00', whole[:-7], b'\x00\x17\x00\x00' + bytes(40)):
+        graph.publisher.publish(data)
+        graph.spin_for(0.2)
+    after = node.counters.snapshot()
+    assert (after.received, after.bad_input, after.inference_errors) == \
+        (before.received, before.bad_input, before.inference_errors), after
+    assert len(graph.outputs) == published
+    assert_still_detecting(graph, good_image, 'good after undecodable bytes')
+
+
 @pytest.mark.parametrize('shape', [(1, 1), (1, 640), (480, 1), (2, 2)])
 def test_tiny_images_are_detected_on(graph: Graph, shape: Any) -> None:
     """1x1 (and 1-pixel-thin) images are valid: processed and answered, maybe with no boxes."""

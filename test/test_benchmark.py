@@ -65,3 +65,32 @@ def test_cached_artifact_is_the_one_of_this_batch(tmp_path: Path) -> None:
                            '.onnx') == cache / 'model-4.onnx'
     assert cached_artifact(parse_args(['--out', str(tmp_path), '--imgsz', '320']),
                            '.onnx') is None
+
+
+@pytest.mark.integration
+def test_node_benchmark_runs_closed_loop_and_paced_cameras(
+        yolo11n_pt: Path, coco128: Path, tmp_path: Path) -> None:
+    """
+    The in-node measurement through a real rclpy graph answers every frame it sends.
+
+    Closed loop with Python and with serialized ends, then two paced cameras batched into one
+    inference. Counts only: no timed assertion.
+    """
+    pytest.importorskip('rclpy', reason='rclpy not installed (source tools/activate.sh)')
+    from yolo_jetson_ros import benchmark
+    args = benchmark.parse_args(['--model', str(yolo11n_pt), '--imgsz', '320', '--iterations',
+                                 '6', '--warmup', '2', '--out', str(tmp_path)])
+    images = sorted((coco128 / 'images' / 'train2017').glob('*.jpg'))
+    frames = benchmark.make_frames(images, 3)
+    closed = benchmark.node_benchmark('onnxruntime', args, frames, 1, 0.0, 0.0)
+    assert 'aborted' not in closed, closed
+    assert closed['received'] == closed['published'] == 6, closed
+    assert closed['serialized_ends']['received'] == 6, closed['serialized_ends']
+    assert closed['latency_ms']['p50'] > 0 and closed['serialized_ends']['latency_ms']['p50'] > 0
+    counters = closed['node_counters']
+    assert counters['bad_input'] == counters['inference_errors'] == 0, counters
+    assert counters['processed'] == 2 * (6 + 2), counters  # warm-up and measured, both ends
+    paced = benchmark.node_benchmark('onnxruntime', args, frames, 2, 1.0, 5.0)
+    assert paced['published'] > 0 and paced['received'] > 0, paced
+    assert paced['node_counters_measured']['processed'] > 0, paced
+    assert paced['node_counters']['bad_input'] == 0, paced['node_counters']

@@ -29,6 +29,11 @@ def test_benchmark_cpu_smoke(yolo11n_pt: Path, coco128: Path, tmp_path: Path) ->
     assert rec['bare']['session_run']['p50'] > 0
     assert rec['ultralytics_ms']['p50'] > 0
     assert rec['ratios'], 'no ratios'
+    # Ultralytics' val of the same ONNX file on the same 4 images, against ours scored its way
+    val = rec['map_val']
+    assert val['ultralytics'].get('images') == 4, val
+    assert abs(val['ours']['map50_95'] - val['ultralytics']['map50_95']) <= 0.003, val
+    assert abs(val['ours_minus_ultralytics']) <= 0.003, val
     # the memory children ran first, in their own processes (ours exported the ONNX file)
     assert rec['memory']['ours']['peak_rss_mb'] > 0, rec['memory']
     assert rec['memory']['ultralytics']['peak_rss_mb'] > 0, rec['memory']
@@ -37,6 +42,7 @@ def test_benchmark_cpu_smoke(yolo11n_pt: Path, coco128: Path, tmp_path: Path) ->
     text = (out / 'benchmark.md').read_text()
     assert '| Format | Backend | Size (MB) | mAP50-95 |' in text
     assert 'onnxruntime' in text and 'pipeline_over_bare_session_run' in text
+    assert "## mAP50-95 against Ultralytics' val" in text
 
 
 def test_parse_args_defaults() -> None:

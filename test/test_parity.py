@@ -10,7 +10,7 @@ different input, not a different model.)
 """
 
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict
 
 import cv2
 import numpy as np
@@ -18,7 +18,7 @@ import pytest
 
 from yolo_jetson_ros.pipeline.detections import Detections
 from yolo_jetson_ros.pipeline.detector import build_detector, Detector, DetectorConfig
-from yolo_jetson_ros.pipeline.postprocess import decode, NmsSettings
+from yolo_jetson_ros.pipeline.postprocess import NmsSettings
 
 ultralytics = pytest.importorskip('ultralytics', reason='ultralytics not installed')
 
@@ -156,69 +156,6 @@ def test_rgb_input_gives_the_same_detections_as_bgr(detectors, sample_images) ->
     assert_same_detections(b, a, 'rgb vs bgr')
 
 
-def _val_style_load(image: np.ndarray, imgsz: int = 640) -> 'tuple[np.ndarray, float]':
-    """Resize the long side to imgsz as Ultralytics' val dataset loader does (INTER_AREA down)."""
-    h, w = image.shape[:2]
-    r = imgsz / max(h, w)
-    if r == 1:
-        return image, 1.0
-    size = (min(int(np.ceil(w * r)), imgsz), min(int(np.ceil(h * r)), imgsz))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR), r
-
-
-def _dataset_map(detector: Detector, coco128: Path, val_loading: bool = False) -> float:
-    """
-    Return mAP50-95 over coco128 through our pipeline, with Ultralytics val's settings.
-
-    ``val_loading`` does what Ultralytics' val does differently from predict() (and this node):
-    it pre-resizes images with INTER_AREA and scores boxes without clipping them to the image.
-    """
-    from ultralytics.utils.metrics import ap_per_class, box_iou as ul_box_iou
-    import torch
-    detector.settings = NmsSettings(conf=0.001, iou=0.7, max_det=300, multi_label=True)
-    iouv = torch.linspace(0.5, 0.95, 10)
-    stats: List[tuple] = []
-    for img_path in sorted((coco128 / 'images' / 'train2017').glob('*.jpg')):
-        image = cv2.imread(str(img_path))
-        h, w = image.shape[:2]
-        label_file = coco128 / 'labels' / 'train2017' / (img_path.stem + '.txt')
-        labels = np.loadtxt(label_file, ndmin=2) if label_file.exists() else np.zeros((0, 5))
-        gt_cls = torch.from_numpy(labels[:, 0]).float()
-        xywh = labels[:, 1:5] * [w, h, w, h]
-        gt_boxes = torch.from_numpy(np.concatenate(
-            [xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], 1)).float()
-        if val_loading:  # val's image loading, and its unclipped boxes
-            small, _ = _val_style_load(image)
-            geometry = detector.letterboxer.prepare(small)
-            rows = decode(detector.backend.infer(detector.letterboxer.input), detector.settings)[0]
-            boxes = geometry.boxes_to_source(rows[:, :4].copy(), clip=False)
-            boxes[:, [0, 2]] *= w / small.shape[1]
-            boxes[:, [1, 3]] *= h / small.shape[0]
-            det = Detections(boxes, rows[:, 4].copy(), rows[:, 5].astype(np.int64))
-        else:
-            det = detector.detect(image)
-        pred_boxes = torch.from_numpy(det.boxes_xyxy).float()
-        pred_cls = torch.from_numpy(det.class_ids).float()
-        correct = np.zeros((len(det), 10), bool)
-        if len(det) and len(labels):
-            # COCO-style greedy matching, as Ultralytics' val: detections in descending
-            # confidence order each claim their best unclaimed same-class target per threshold
-            iou = (ul_box_iou(gt_boxes, pred_boxes) *
-                   (gt_cls[:, None] == pred_cls[None, :])).numpy()
-            thresholds = iouv.numpy()
-            matched = np.zeros((iou.shape[0], 10), bool)
-            for j in np.flatnonzero((iou >= thresholds.min()).any(0)):
-                available = np.where(matched, 0, iou[:, j, None])
-                k = available.argmax(0)
-                correct[j] = available[k, range(10)] >= thresholds
-                matched[k, range(10)] |= correct[j]
-        correct = torch.from_numpy(correct)
-        stats.append((correct, torch.from_numpy(det.scores), pred_cls, gt_cls))
-    tp, conf, pred_cls, target_cls = (torch.cat(x, 0).numpy() for x in zip(*stats))
-    result = ap_per_class(tp, conf, pred_cls, target_cls)
-    return float(result[5].mean())  # ap: (nc, 10) -> mean over classes and IoU thresholds
-
-
 def test_map_on_coco128_matches_ultralytics_val(detectors, coco128, cache_dir) -> None:
     """
     mAP50-95 on coco128 through our pipeline vs Ultralytics' val of the same ONNX model.
@@ -228,9 +165,11 @@ def test_map_on_coco128_matches_ultralytics_val(detectors, coco128, cache_dir) -
     val's way, our decode/NMS/box mapping must agree within 0.003; the deployed (predict-style)
     pipeline is reported and held to 0.01 of it.
     """
+    from yolo_jetson_ros.benchmark import evaluate_map
     detector = detectors['yolo11n']['onnxruntime']
-    ours_val_loading = _dataset_map(detector, coco128, val_loading=True)
-    ours_deployed = _dataset_map(detector, coco128)
+    images = sorted((coco128 / 'images' / 'train2017').glob('*.jpg'))
+    ours_val_loading = evaluate_map(detector, images, val_semantics=True)['map50_95']
+    ours_deployed = evaluate_map(detector, images)['map50_95']
     onnx_path = next(Path(cache_dir).glob('yolo11n_coco128-*.onnx'))
     metrics = ultralytics.YOLO(str(onnx_path), task='detect').val(
         data=str(coco128 / 'coco128.yaml'), imgsz=640, batch=1, device='cpu', plots=False,

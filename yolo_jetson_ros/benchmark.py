@@ -139,22 +139,65 @@ def load_labels(image: Path, hw: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarra
 
 def match_predictions(pred_cls: np.ndarray, true_cls: np.ndarray, iou: np.ndarray,
                       iouv: np.ndarray) -> np.ndarray:
-    """Return the (N, 10) true-positive matrix as Ultralytics' DetectionValidator (no scipy)."""
+    """
+    Return the (N, 10) true-positive matrix as Ultralytics' DetectionValidator (8.4).
+
+    COCO-style greedy matching: the detections, in descending confidence order, each claim the
+    best still unclaimed target of their class at every IoU threshold.
+    """
     correct = np.zeros((pred_cls.shape[0], iouv.shape[0]), dtype=bool)
     iou = iou * (true_cls[:, None] == pred_cls[None, :])
-    for i, threshold in enumerate(iouv):
-        matches = np.array(np.nonzero(iou >= threshold)).T  # (label, detection)
-        if matches.shape[0]:
-            if matches.shape[0] > 1:
-                matches = matches[iou[matches[:, 0], matches[:, 1]].argsort()[::-1]]
-                matches = matches[np.unique(matches[:, 1], return_index=True)[1]]
-                matches = matches[np.unique(matches[:, 0], return_index=True)[1]]
-            correct[matches[:, 1].astype(int), i] = True
+    matched = np.zeros((iou.shape[0], iouv.shape[0]), dtype=bool)  # targets claimed
+    columns = range(iouv.shape[0])
+    for j in np.flatnonzero((iou >= iouv.min()).any(0)):
+        available = np.where(matched, 0, iou[:, j, None])
+        k = available.argmax(0)
+        correct[j] = available[k, columns] >= iouv
+        matched[k, columns] |= correct[j]
     return correct
 
 
-def evaluate_map(detector: Any, images: Sequence[Path]) -> Dict[str, float]:
-    """Return mAP50-95 and mAP50 of ``detector`` with Ultralytics' val settings."""
+def val_style_load(image: np.ndarray, imgsz: int) -> np.ndarray:
+    """Resize the long side to ``imgsz`` as Ultralytics' val dataset loader does."""
+    import cv2
+    h, w = image.shape[:2]
+    r = imgsz / max(h, w)
+    if r == 1:
+        return image
+    size = (min(int(np.ceil(w * r)), imgsz), min(int(np.ceil(h * r)), imgsz))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR)
+
+
+def _val_semantics_detect(detector: Any, image: np.ndarray) -> Any:
+    """
+    Detect as Ultralytics' val sees the model: image pre-resized, boxes left unclipped.
+
+    The backend's plain forward (``infer``) and the host decode: the model and the NMS, not the
+    node's frame path (whose fused device path the GPU tests hold to the host decode).
+    """
+    from .pipeline.detections import Detections
+    from .pipeline.postprocess import decode
+    h, w = image.shape[:2]
+    small = val_style_load(image, detector.info.input_hw[1])
+    geometry = detector.letterboxer.prepare(small)
+    raw = detector.backend.infer(detector.letterboxer.input)
+    rows = decode(raw[:1], detector.settings, detector.info.end2end)[0]
+    boxes = geometry.boxes_to_source(rows[:, :4].copy(), clip=False)
+    boxes[:, 0::2] *= w / small.shape[1]
+    boxes[:, 1::2] *= h / small.shape[0]
+    return Detections(boxes.astype(np.float32), rows[:, 4].astype(np.float32),
+                      rows[:, 5].astype(np.int64))
+
+
+def evaluate_map(detector: Any, images: Sequence[Path],
+                 val_semantics: bool = False) -> Dict[str, float]:
+    """
+    Return mAP50-95 and mAP50 of ``detector`` with Ultralytics' val settings.
+
+    By default through the frame path the node runs (predict's letterbox, boxes clipped to the
+    image); ``val_semantics`` loads and scores as Ultralytics' ``val`` does instead (images
+    pre-resized with INTER_AREA, boxes unclipped), so the figure compares with its ``val``.
+    """
     import cv2
     import torch
     from ultralytics.utils.metrics import ap_per_class, box_iou
@@ -164,9 +207,9 @@ def evaluate_map(detector: Any, images: Sequence[Path]) -> Dict[str, float]:
     iouv = np.linspace(0.5, 0.95, 10)
     tps, confs, pcls, tcls = [], [], [], []
     try:
-        for path in progress(images, 'mAP'):
+        for path in progress(images, 'mAP (val semantics)' if val_semantics else 'mAP'):
             img = cv2.imread(str(path))
-            dets = detector.detect(img)
+            dets = _val_semantics_detect(detector, img) if val_semantics else detector.detect(img)
             true_cls, true_boxes = load_labels(path, img.shape[:2])
             tcls.append(true_cls)
             confs.append(dets.scores)
@@ -183,6 +226,37 @@ def evaluate_map(detector: Any, images: Sequence[Path]) -> Dict[str, float]:
     ap = result[5]
     return {'map50_95': float(ap.mean()) if ap.size else 0.0,
             'map50': float(ap[:, 0].mean()) if ap.size else 0.0, 'images': len(images)}
+
+
+def ultralytics_val(spec: str, args: argparse.Namespace, images: Sequence[Path],
+                    names: Dict[int, str]) -> Dict[str, Any]:
+    """
+    Run Ultralytics' ``val`` on the file the backend runs, same precision, square input.
+
+    The .pt for torch (``rect=False``: the fixed imgsz x imgsz letterbox of the node, not val's
+    rectangles), the cached ONNX file for onnxruntime, the engine for TensorRT. The images are
+    the ones ours were scored on, listed in a dataset file written beside the results.
+    """
+    import yaml
+    from ultralytics import YOLO
+    backend, device, precision, _fmt = SPECS[spec]
+    suffix = {'onnxruntime': '.onnx', 'tensorrt': '.engine'}.get(backend)
+    weights = cached_artifact(args, suffix) if suffix else Path(args.model)
+    if weights is None:
+        return {'error': f'no cached {suffix} file for {spec}'}
+    folder = Path(args.out) / 'val' / spec
+    folder.mkdir(parents=True, exist_ok=True)
+    listing = folder / 'images.txt'
+    listing.write_text(''.join(f'{Path(p).resolve()}\n' for p in images))
+    data = folder / 'data.yaml'
+    data.write_text(yaml.safe_dump({'train': str(listing), 'val': str(listing),
+                                    'names': {int(k): v for k, v in names.items()}}))
+    metrics = YOLO(str(weights), task='detect').val(
+        data=str(data), imgsz=args.imgsz, batch=1, rect=False, device=device.replace('cuda:', ''),
+        half=precision == 'fp16', conf=0.001, iou=0.7, max_det=300, plots=False, verbose=False,
+        save_json=False, project=str(folder), name='run', exist_ok=True)
+    return {'map50_95': float(metrics.box.map), 'map50': float(metrics.box.map50),
+            'images': len(images), 'weights': weights.name}
 
 
 def make_frames(images: Sequence[Path], count: int = 8) -> List[np.ndarray]:
@@ -634,9 +708,13 @@ def measure_memories(specs: Sequence[str], args: argparse.Namespace,
 
 
 def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
-             frames: Sequence[np.ndarray],
-             memory: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """Measure one backend spec; return its JSON record (``memory``: its memory children's)."""
+             frames: Sequence[np.ndarray], memory: Optional[Dict[str, Any]] = None,
+             names: Optional[Dict[int, str]] = None) -> Dict[str, Any]:
+    """
+    Measure one backend spec; return its JSON record.
+
+    ``memory``: its memory children's record; ``names``: the dataset's classes (for ``val``).
+    """
     backend, device, precision, fmt = SPECS[spec]
     rec: Dict[str, Any] = {'spec': spec, 'format': fmt, 'backend': backend, 'device': device,
                            'precision': precision}
@@ -645,6 +723,7 @@ def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
     rec['size_mb'] = artifact_size_mb(spec, args)
     if not args.skip_map and images:
         rec['map'] = evaluate_map(detector, images)
+        rec['map_val'] = {'ours': evaluate_map(detector, images, val_semantics=True)}
     n = detector.info.batch
     state = {'i': 0}
     pre, inf, post = [], [], []
@@ -684,6 +763,15 @@ def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
                               for c in args.cameras]
         except Exception as exc:
             rec['node_error'] = f'{type(exc).__name__}: {exc}'
+    if 'map_val' in rec and not args.skip_ultralytics:
+        # last: Ultralytics' val must not change the process before our timings
+        val = rec['map_val']
+        try:
+            val['ultralytics'] = ultralytics_val(spec, args, images, names or {})
+            val['ours_minus_ultralytics'] = (val['ours']['map50_95']
+                                             - val['ultralytics']['map50_95'])
+        except Exception as exc:
+            val['ultralytics'] = {'error': f'{type(exc).__name__}: {exc}'}
     if memory is not None:
         rec['memory'] = memory
     rec['ratios'] = ratios(rec)
@@ -771,6 +859,22 @@ def markdown(report: Dict[str, Any]) -> str:
             f"{_f(lat.get('p50'))} / {_f(lat.get('p99'))} | "
             f"{_f(lat_serialized.get('p50'))} / {_f(lat_serialized.get('p99'))} | "
             f"{_f(node.get('fps'), 1)} |")
+    lines += ['', "## mAP50-95 against Ultralytics' val (the same file and precision)", '',
+              "Ours with val's semantics (images pre-resized with INTER_AREA, boxes unclipped) "
+              "against `val` itself; deployed is the node's frame path (predict's letterbox, "
+              'boxes clipped to the image).', '',
+              '| Backend | ours, deployed | ours, val semantics | Ultralytics val | '
+              'difference | images |', '| --- | --- | --- | --- | --- | --- |']
+    for rec in report['results']:
+        val = rec.get('map_val')
+        if not val:
+            continue
+        ours, ul = val.get('ours', {}), val.get('ultralytics', {})
+        diff = val.get('ours_minus_ultralytics')
+        lines.append(f"| {rec['spec']} | {_f(rec.get('map', {}).get('map50_95'), 4)} | "
+                     f"{_f(ours.get('map50_95'), 4)} | "
+                     f"{_f(ul.get('map50_95'), 4) if 'error' not in ul else ul['error']} | "
+                     f"{'-' if diff is None else f'{diff:+.4f}'} | {ours.get('images', '')} |")
     lines += ['', '## Ratios (p50)', '']
     for rec in report['results']:
         if rec.get('ratios'):
@@ -881,8 +985,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'unknown backends {unknown}; choose from {list(SPECS)}', file=sys.stderr)
         return 2
     images: List[Path] = []
+    names: Dict[int, str] = {}
     if Path(args.data).exists():
-        images, _names = load_dataset(Path(args.data), args.data_limit)
+        images, names = load_dataset(Path(args.data), args.data_limit)
     elif not args.skip_map:
         print(f'no dataset at {args.data}: skipping mAP', file=sys.stderr)
     frames = make_frames(images)
@@ -897,7 +1002,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for spec in specs:
         print(f'=== {spec}', file=sys.stderr)
         try:
-            rec = run_spec(spec, args, images, frames, memories.get(spec))
+            rec = run_spec(spec, args, images, frames, memories.get(spec), names)
         except Exception as exc:  # one backend failing must not lose the others
             rec = {'spec': spec, 'error': f'{type(exc).__name__}: {exc}'}
         report['results'].append(rec)

@@ -156,7 +156,7 @@ def test_rgb_input_gives_the_same_detections_as_bgr(detectors, sample_images) ->
     assert_same_detections(b, a, 'rgb vs bgr')
 
 
-def test_map_on_coco128_matches_ultralytics_val(detectors, coco128, cache_dir) -> None:
+def test_map_on_coco128_matches_ultralytics_val(detectors, coco128, cache_dir, tmp_path) -> None:
     """
     mAP50-95 on coco128 through our pipeline vs Ultralytics' val of the same ONNX model.
 
@@ -165,15 +165,17 @@ def test_map_on_coco128_matches_ultralytics_val(detectors, coco128, cache_dir) -
     val's way, our decode/NMS/box mapping must agree within 0.003; the deployed (predict-style)
     pipeline is reported and held to 0.01 of it.
     """
-    from yolo_jetson_ros.benchmark import evaluate_map
+    from yolo_jetson_ros.benchmark import evaluate_map, val_dataset
     detector = detectors['yolo11n']['onnxruntime']
     images = sorted((coco128 / 'images' / 'train2017').glob('*.jpg'))
     ours_val_loading = evaluate_map(detector, images, val_semantics=True)['map50_95']
     ours_deployed = evaluate_map(detector, images)['map50_95']
     onnx_path = next(Path(cache_dir).glob('yolo11n_coco128-*.onnx'))
+    # the dataset linked into a temporary folder: val's label cache goes there, not into data
+    data = val_dataset(images, detector.names, tmp_path / 'coco128')
     metrics = ultralytics.YOLO(str(onnx_path), task='detect').val(
-        data=str(coco128 / 'coco128.yaml'), imgsz=640, batch=1, device='cpu', plots=False,
-        verbose=False, save_json=False)
+        data=str(data), imgsz=640, batch=1, device='cpu', plots=False, verbose=False,
+        save_json=False, project=str(tmp_path), name='val')
     reference = float(metrics.box.map)
     print(f'mAP50-95 on coco128: Ultralytics val (ONNX) {reference:.4f}; ours with val loading '
           f'{ours_val_loading:.4f}; ours as deployed (predict letterbox) {ours_deployed:.4f}')

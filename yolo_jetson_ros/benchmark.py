@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 import platform
 import resource
+import shutil
 import struct
 import subprocess
 import sys
@@ -228,6 +229,30 @@ def evaluate_map(detector: Any, images: Sequence[Path],
             'map50': float(ap[:, 0].mean()) if ap.size else 0.0, 'images': len(images)}
 
 
+def val_dataset(images: Sequence[Path], names: Dict[int, str], folder: Path) -> Path:
+    """
+    Write a dataset for Ultralytics' ``val`` of exactly ``images``; return its yaml.
+
+    The images and their labels are linked into ``folder``, so the label cache ``val`` writes
+    beside the labels lands there and never in the (possibly shared, read-only) dataset.
+    """
+    import yaml
+    from ultralytics.data.utils import img2label_paths
+    shutil.rmtree(folder / 'images', ignore_errors=True)
+    shutil.rmtree(folder / 'labels', ignore_errors=True)
+    (folder / 'images').mkdir(parents=True)
+    (folder / 'labels').mkdir()
+    for image in images:
+        (folder / 'images' / image.name).symlink_to(image.resolve())
+        label = Path(img2label_paths([str(image)])[0])
+        if label.exists():
+            (folder / 'labels' / f'{image.stem}.txt').symlink_to(label.resolve())
+    data = folder / 'data.yaml'
+    data.write_text(yaml.safe_dump({'path': str(folder), 'train': 'images', 'val': 'images',
+                                    'names': {int(k): v for k, v in names.items()}}))
+    return data
+
+
 def ultralytics_val(spec: str, args: argparse.Namespace, images: Sequence[Path],
                     names: Dict[int, str]) -> Dict[str, Any]:
     """
@@ -237,7 +262,6 @@ def ultralytics_val(spec: str, args: argparse.Namespace, images: Sequence[Path],
     rectangles), the cached ONNX file for onnxruntime, the engine for TensorRT. The images are
     the ones ours were scored on, listed in a dataset file written beside the results.
     """
-    import yaml
     from ultralytics import YOLO
     backend, device, precision, _fmt = SPECS[spec]
     suffix = {'onnxruntime': '.onnx', 'tensorrt': '.engine'}.get(backend)
@@ -245,12 +269,7 @@ def ultralytics_val(spec: str, args: argparse.Namespace, images: Sequence[Path],
     if weights is None:
         return {'error': f'no cached {suffix} file for {spec}'}
     folder = Path(args.out) / 'val' / spec
-    folder.mkdir(parents=True, exist_ok=True)
-    listing = folder / 'images.txt'
-    listing.write_text(''.join(f'{Path(p).resolve()}\n' for p in images))
-    data = folder / 'data.yaml'
-    data.write_text(yaml.safe_dump({'train': str(listing), 'val': str(listing),
-                                    'names': {int(k): v for k, v in names.items()}}))
+    data = val_dataset(images, names, folder)
     metrics = YOLO(str(weights), task='detect').val(
         data=str(data), imgsz=args.imgsz, batch=1, rect=False, device=device.replace('cuda:', ''),
         half=precision == 'fp16', conf=0.001, iou=0.7, max_det=300, plots=False, verbose=False,

@@ -260,7 +260,7 @@ def ultralytics_val(spec: str, args: argparse.Namespace, images: Sequence[Path],
 
     The .pt for torch (``rect=False``: the fixed imgsz x imgsz letterbox of the node, not val's
     rectangles), the cached ONNX file for onnxruntime, the engine for TensorRT. The images are
-    the ones ours were scored on, listed in a dataset file written beside the results.
+    the ones ours were scored on, linked into a dataset beside the results (:func:`val_dataset`).
     """
     from ultralytics import YOLO
     backend, device, precision, _fmt = SPECS[spec]

@@ -193,6 +193,13 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
         'the default head + NMS (what predict() runs); no effect on other models.',
     ),
     ParamSpec(
+        'compile_postprocess',
+        False,
+        'CUDA (torch, TensorRT): compile the on-GPU decode + NMS with torch.compile (needs '
+        'Triton) at configure: fewer kernels per frame, for ~10 s more configure and ~200 MB '
+        'more process memory; falls back to the plain kernels, with the reason in the log.',
+    ),
+    ParamSpec(
         'dla_core',
         -1,
         'TensorRT: -1 = GPU, 0 or 1 = DLA core (Jetson AGX Orin / Orin NX; '

@@ -207,6 +207,7 @@ class YoloDetectorNode(RosFeaturesMixin, LifecycleNode):
             workspace_gb=self.param('workspace_gb'),
             int8_calibration_data=self.param('int8_calibration_data'),
             nms_free=self.param('nms_free'),
+            compile_postprocess=self.param('compile_postprocess'),
         )
 
     # ------------------------------------------------------------------ lifecycle

@@ -51,6 +51,7 @@ class DetectorConfig:
     force_rebuild: bool = False
     dla_core: int = -1
     nms_free: bool = False  # YOLO26/YOLOv10 one-to-one head instead of head + NMS
+    compile_postprocess: bool = False  # torch.compile the GPU decode + NMS (gpu_pipeline)
     workspace_gb: float = 0.0
     int8_calibration_data: str = ''
     export_timeout_s: float = 3600.0
@@ -286,7 +287,8 @@ def build_detector(
 
             backend = TorchBackend(model.path, device, half=precision == 'fp16',
                                    imgsz=config.imgsz, batch=config.batch,
-                                   nms_free=config.nms_free)
+                                   nms_free=config.nms_free,
+                                   compile_postprocess=config.compile_postprocess)
         else:
             from .backends.tensorrt_backend import create_tensorrt_backend
 

@@ -82,7 +82,10 @@ class Backend(abc.ABC):
         info = self.info
         shape = f'{info.batch}x3x{info.input_hw[0]}x{info.input_hw[1]}' if info else '?'
         classes = info.num_classes if info else '?'
-        return (
+        text = (
             f'backend={self.name} device={self.device} precision={self.precision} '
             f'input={shape} classes={classes}'
         )
+        if self.pipeline is not None:  # the fused GPU path: how its decode + NMS run
+            text += f' postprocess={self.pipeline.postprocess_mode}'
+        return text

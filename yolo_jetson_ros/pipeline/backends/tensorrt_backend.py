@@ -453,7 +453,8 @@ class TensorRTBackend(Backend):
     name = 'tensorrt'
 
     def __init__(self, runner: TensorRTRunner, info: ModelInfo, device: str, precision: str,
-                 engine_path: Path, dla_core: Optional[int], fused: Optional[bool] = None):
+                 engine_path: Path, dla_core: Optional[int], fused: Optional[bool] = None,
+                 compile_postprocess: bool = False):
         """
         Wrap a loaded runner (see :func:`load_engine`).
 
@@ -461,7 +462,7 @@ class TensorRTBackend(Backend):
         (:mod:`yolo_jetson_ros.pipeline.gpu_pipeline`), writing into and reading from the
         engine's own bound buffers. It is not captured in a CUDA graph: TensorRT enqueues are
         capturable only under conditions (no DLA, no host-synchronising layers) that could not
-        be verified here.
+        be verified here. ``compile_postprocess``: see :class:`GpuPipeline`.
         """
         super().__init__()
         self.runner = runner
@@ -477,7 +478,8 @@ class TensorRTBackend(Backend):
             self.pipeline = GpuPipeline(self._forward, info.input_hw, info.batch,
                                         engine_input.device, engine_input.dtype, info.end2end,
                                         info.num_classes, use_graph=False,
-                                        input_tensor=engine_input)
+                                        input_tensor=engine_input,
+                                        compile_postprocess=compile_postprocess)
 
     def _forward(self, tensor: Any) -> Any:
         """Run the engine on its bound input (``tensor``, filled by the pipeline)."""
@@ -561,7 +563,8 @@ def model_info_from_engine(metadata: Optional[Dict[str, Any]], input_shape: Tupl
 
 
 def load_engine(trt: ModuleType, path: Path, device: str, dla_core: int, imgsz: int, batch: int,
-                log: Log, precision: Optional[str] = None) -> TensorRTBackend:
+                log: Log, precision: Optional[str] = None,
+                compile_postprocess: bool = False) -> TensorRTBackend:
     """
     Load an engine file into a :class:`TensorRTBackend`.
 
@@ -587,7 +590,7 @@ def load_engine(trt: ModuleType, path: Path, device: str, dla_core: int, imgsz: 
         raise
     return TensorRTBackend(runner, info, device,
                            precision or precision_from_metadata(runner.metadata), path,
-                           runner.dla_core)
+                           runner.dla_core, compile_postprocess=compile_postprocess)
 
 
 def _require_cuda(device: str) -> None:
@@ -627,7 +630,8 @@ def create_tensorrt_backend(model: ResolvedModel, config: 'DetectorConfig', devi
     if model.format == 'engine':
         try:
             backend = load_engine(trt, model.path, device, config.dla_core, config.imgsz,
-                                  config.batch, log)
+                                  config.batch, log,
+                                  compile_postprocess=config.compile_postprocess)
         except (EngineFileError, StaleEngineError) as exc:
             raise BackendError(f'{exc}; rebuild {model.path.name} with TensorRT '
                                f'{trt.__version__} on this machine (e.g. build_engine from the '
@@ -638,7 +642,8 @@ def create_tensorrt_backend(model: ResolvedModel, config: 'DetectorConfig', devi
     signature = _signature(artifact.path)
     try:
         backend = load_engine(trt, artifact.path, device, config.dla_core, config.imgsz,
-                              config.batch, log, precision)
+                              config.batch, log, precision,
+                              compile_postprocess=config.compile_postprocess)
     except (EngineFileError, StaleEngineError) as exc:
         if artifact.built:
             raise BackendError(f'the engine just built ({artifact.path}) does not load: '
@@ -650,7 +655,8 @@ def create_tensorrt_backend(model: ResolvedModel, config: 'DetectorConfig', devi
                                   stages=stages)
         try:
             backend = load_engine(trt, artifact.path, device, config.dla_core, config.imgsz,
-                                  config.batch, log, precision)
+                                  config.batch, log, precision,
+                                  compile_postprocess=config.compile_postprocess)
         except (EngineFileError, StaleEngineError) as again:
             raise BackendError(f'the rebuilt engine {artifact.path} does not load either: '
                                f'{again}') from again

@@ -22,6 +22,7 @@ def test_benchmark_cpu_smoke(yolo11n_pt: Path, coco128: Path, tmp_path: Path) ->
     assert report['environment']['python']
     (rec,) = report['results']
     assert 'error' not in rec, rec.get('error')
+    assert (out / 'record-onnxruntime.json').exists()  # measured in a process of its own
     assert rec['format'] == 'ONNX' and rec['size_mb'] > 0
     assert 0.0 <= rec['map']['map50_95'] <= 1.0 and rec['map']['images'] == 4
     for key in ('e2e_ms', 'preprocess_ms', 'inference_ms', 'postprocess_ms'):

@@ -15,6 +15,7 @@ pipeline and of Ultralytics' predict is measured in separate child processes. Re
 """
 
 import argparse
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -42,10 +43,13 @@ STAMP = struct.Struct('<iI')  # std_msgs/Header.stamp at the start of a CDR payl
 SPECS: Dict[str, Tuple[str, str, str, str]] = {
     'tensorrt-fp16': ('tensorrt', 'cuda:0', 'fp16', 'TensorRT'),
     'torch-fp16': ('torch', 'cuda:0', 'fp16', 'PyTorch'),
+    'torch-fp16-compiled': ('torch', 'cuda:0', 'fp16', 'PyTorch'),
     'torch-fp32': ('torch', 'cuda:0', 'fp32', 'PyTorch'),
     'onnxruntime': ('onnxruntime', 'cpu', 'fp32', 'ONNX'),
     'torch-cpu': ('torch', 'cpu', 'fp32', 'PyTorch'),
 }
+# specs run with the node's compile_postprocess (decode + NMS compiled by torch.compile)
+COMPILED_SPECS = {'torch-fp16-compiled'}
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -68,6 +72,8 @@ def available_specs() -> List[str]:
         if tensorrt_importable():
             specs.append('tensorrt-fp16')
         specs += ['torch-fp16', 'torch-fp32']
+        if importlib.util.find_spec('triton') is not None:
+            specs.append('torch-fp16-compiled')
     specs.append('onnxruntime')
     return specs
 
@@ -299,7 +305,8 @@ def build(spec: str, args: argparse.Namespace, batch: int) -> Any:
     backend, device, precision, _fmt = SPECS[spec]
     config = DetectorConfig(model=str(args.model), backend=backend, device=device,
                             precision=precision, imgsz=args.imgsz, batch=batch,
-                            cache_dir=str(Path(args.out) / 'cache'))
+                            cache_dir=str(Path(args.out) / 'cache'),
+                            compile_postprocess=spec in COMPILED_SPECS)
     return build_detector(config, log=lambda m: print(f'[{spec}] {m}', file=sys.stderr))
 
 
@@ -331,7 +338,16 @@ def artifact_size_mb(spec: str, args: argparse.Namespace) -> float:
 
 
 def bare_forward(detector: Any, iterations: int, warmup: int) -> Dict[str, Any]:
-    """Time the model alone on a prepared input: eager, CUDA graph, or session.run."""
+    """
+    Time the model alone on a prepared input: eager, CUDA graph, or session.run.
+
+    On CUDA the eager runs, the capture and the replays use the pipeline's own stream, as the
+    pipeline does. An eager forward of the model on any other stream (the default stream, or a
+    side stream for the capture) made every CUDA graph of the process slower for good on a lent
+    H100: the bare graph 1.00 -> 1.08 ms, the pipeline's 1.22 -> 1.39 ms (yolo11n fp16; the
+    kernels took as long as before, the gaps between them grew; cause not found).
+    """
+    import contextlib
     backend = detector.backend
     out: Dict[str, Any] = {}
     if backend.name == 'onnxruntime':
@@ -344,20 +360,16 @@ def bare_forward(detector: Any, iterations: int, warmup: int) -> Dict[str, Any]:
     if backend.name == 'torch':
         import torch
         sync = cuda_sync(backend.device)
-        x = torch.zeros((detector.info.batch, 3, *detector.info.input_hw), dtype=backend._dtype,
-                        device=backend.device)
-        with torch.inference_mode():
+        pipe = getattr(backend, 'pipeline', None)
+        on_stream = pipe.on_stream() if pipe is not None else contextlib.nullcontext()
+        with torch.inference_mode(), on_stream:
+            x = torch.zeros((detector.info.batch, 3, *detector.info.input_hw),
+                            dtype=backend._dtype, device=backend.device)
             out['eager'] = summary(timed(lambda: backend.forward(x), iterations, warmup,
                                          'forward', sync))
-            if backend.device.startswith('cuda'):
-                stream = torch.cuda.Stream()
-                stream.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(stream):
-                    for _ in range(3):
-                        backend.forward(x)
-                torch.cuda.current_stream().wait_stream(stream)
+            if pipe is not None and pipe.stream is not None:
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
+                with torch.cuda.graph(graph, stream=pipe.stream):
                     backend.forward(x)
                 out['cuda_graph'] = summary(timed(graph.replay, iterations, warmup, 'graph',
                                                   sync))
@@ -462,7 +474,8 @@ def node_benchmark(spec: str, args: argparse.Namespace, frames: Sequence[np.ndar
               Parameter('device', value=device), Parameter('precision', value=precision),
               Parameter('imgsz', value=args.imgsz), Parameter('batch', value=cameras),
               Parameter('image_topics', value=topics),
-              Parameter('engine_cache_dir', value=str(Path(args.out) / 'cache'))]
+              Parameter('engine_cache_dir', value=str(Path(args.out) / 'cache')),
+              Parameter('compile_postprocess', value=spec in COMPILED_SPECS)]
     detector_node = YoloDetectorNode(context=context, parameter_overrides=params)
     io = Node('bench_io', context=context)
     sent: Dict[Tuple[int, int], float] = {}
@@ -733,6 +746,9 @@ def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
     Measure one backend spec; return its JSON record.
 
     ``memory``: its memory children's record; ``names``: the dataset's classes (for ``val``).
+    The order matters on CUDA (see :func:`bare_forward`): our timings first, then the node,
+    then mAP (its own detector), and Ultralytics last, whose eager model runs on the default
+    stream. :func:`main` runs each spec in a fresh process for the same reason.
     """
     backend, device, precision, fmt = SPECS[spec]
     rec: Dict[str, Any] = {'spec': spec, 'format': fmt, 'backend': backend, 'device': device,
@@ -740,9 +756,6 @@ def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
     detector = build(spec, args, args.batch)
     rec['describe'] = detector.backend.describe()
     rec['size_mb'] = artifact_size_mb(spec, args)
-    if not args.skip_map and images:
-        rec['map'] = evaluate_map(detector, images)
-        rec['map_val'] = {'ours': evaluate_map(detector, images, val_semantics=True)}
     n = detector.info.batch
     state = {'i': 0}
     pre, inf, post = [], [], []
@@ -769,12 +782,6 @@ def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
         rec['pipeline']['device_breakdown_ms'] = breakdown
     rec['bare'] = bare_forward(detector, args.iterations, args.warmup)
     detector.close()
-    if not args.skip_ultralytics:
-        try:
-            rec['ultralytics_ms'] = ultralytics_predict(spec, args, frames, args.iterations,
-                                                        args.warmup)
-        except Exception as exc:  # a reference failing must not lose the rest
-            rec['ultralytics_error'] = f'{type(exc).__name__}: {exc}'
     if not args.skip_node:
         try:
             rec['node'] = node_benchmark(spec, args, frames, 1, 0.0, 0.0)
@@ -782,8 +789,20 @@ def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
                               for c in args.cameras]
         except Exception as exc:
             rec['node_error'] = f'{type(exc).__name__}: {exc}'
+    if not args.skip_map and images:
+        detector = build(spec, args, args.batch)
+        try:
+            rec['map'] = evaluate_map(detector, images)
+            rec['map_val'] = {'ours': evaluate_map(detector, images, val_semantics=True)}
+        finally:
+            detector.close()
+    if not args.skip_ultralytics:
+        try:
+            rec['ultralytics_ms'] = ultralytics_predict(spec, args, frames, args.iterations,
+                                                        args.warmup)
+        except Exception as exc:  # a reference failing must not lose the rest
+            rec['ultralytics_error'] = f'{type(exc).__name__}: {exc}'
     if 'map_val' in rec and not args.skip_ultralytics:
-        # last: Ultralytics' val must not change the process before our timings
         val = rec['map_val']
         try:
             val['ultralytics'] = ultralytics_val(spec, args, images, names or {})
@@ -795,6 +814,24 @@ def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
         rec['memory'] = memory
     rec['ratios'] = ratios(rec)
     return rec
+
+
+def run_spec_in_child(spec: str, argv: Sequence[str], out: Path) -> Dict[str, Any]:
+    """
+    Run :func:`run_spec` for ``spec`` in a fresh interpreter (the same options); return its record.
+
+    CUDA state one measurement leaves behind (see :func:`bare_forward`) must not reach the
+    next backend's.
+    """
+    result = out / f'record-{spec}.json'
+    result.unlink(missing_ok=True)
+    cmd = [sys.executable, '-m', 'yolo_jetson_ros.benchmark', *argv, '--backends', spec,
+           '--skip-memory', '--spec-child', str(result)]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0 or not result.exists():
+        return {'spec': spec, 'error': f'the child process for {spec} exited with '
+                                       f'{proc.returncode}: {proc.stdout.strip()[-400:]}'}
+    return json.loads(result.read_text())
 
 
 def ratios(rec: Dict[str, Any]) -> Dict[str, float]:
@@ -982,6 +1019,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--switch-interval-ms', type=float, default=0.0,
                    help="Python's GIL switch interval for the run (0 = leave the default 5 ms)")
     p.add_argument('--memory-child', default='', help=argparse.SUPPRESS)
+    p.add_argument('--spec-child', default='', help=argparse.SUPPRESS)
     p.add_argument('--memory-frames', default='', help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.cameras = [int(c) for c in str(args.cameras).split(',') if c.strip()]
@@ -990,6 +1028,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the benchmark (console script ``benchmark``); return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     if args.switch_interval_ms > 0:
@@ -1010,6 +1049,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     elif not args.skip_map:
         print(f'no dataset at {args.data}: skipping mAP', file=sys.stderr)
     frames = make_frames(images)
+    if args.spec_child:  # one spec, in this fresh process (run_spec_in_child)
+        try:
+            rec = run_spec(specs[0], args, images, frames, None, names)
+        except Exception as exc:  # one backend failing must not lose the others
+            rec = {'spec': specs[0], 'error': f'{type(exc).__name__}: {exc}'}
+        Path(args.spec_child).write_text(json.dumps(rec, default=float))
+        return 0
     memories: Dict[str, Dict[str, Any]] = {}
     if not args.skip_memory:
         print('=== memory children', file=sys.stderr)
@@ -1020,10 +1066,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                               'data': str(args.data), 'results': []}
     for spec in specs:
         print(f'=== {spec}', file=sys.stderr)
-        try:
-            rec = run_spec(spec, args, images, frames, memories.get(spec), names)
-        except Exception as exc:  # one backend failing must not lose the others
-            rec = {'spec': spec, 'error': f'{type(exc).__name__}: {exc}'}
+        rec = run_spec_in_child(spec, argv, Path(args.out))
+        if spec in memories:
+            rec['memory'] = memories[spec]
+        if 'pipeline' in rec:
+            rec['ratios'] = ratios(rec)
         report['results'].append(rec)
         out = Path(args.out)
         (out / 'benchmark.json').write_text(json.dumps(report, indent=1, default=float))

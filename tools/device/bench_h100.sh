@@ -33,8 +33,12 @@ print("torch", torch.__version__, "tv", torchvision.__version__, "ort", onnxrunt
       "cv2", cv2.__version__, "ultralytics", ultralytics.__version__, torch.cuda.get_device_name(0))' \
   2>&1 | tee "$OUT/versions.txt" || exit 1
 if [ -z "$SKIP_PYTEST" ]; then
-  "$V/bin/python" -m pytest -q -p no:cacheprovider test/test_gpu_pipeline.py 2>&1 | tail -5 \
-    | tee "$OUT/pytest.txt"
+  # the tests' real weights and images, laid out as ../shared is (test/conftest.py)
+  SH=/tmp/yjr_shared; mkdir -p "$SH/models" "$SH/data"
+  ln -sfn "$PWD/.devdata/yolo11n_coco128.pt" "$SH/models/yolo11n_coco128.pt"
+  ln -sfn "$PWD/.devdata/coco128" "$SH/data/coco128"
+  YOLO_JETSON_ROS_SHARED=$SH "$V/bin/python" -m pytest -q -rs -p no:cacheprovider \
+    test/test_gpu_pipeline.py 2>&1 | tail -8 | tee "$OUT/pytest.txt"
 fi
 "$V/bin/python" -m yolo_jetson_ros.benchmark --model .devdata/yolo11n_coco128.pt \
   --data .devdata/coco128/coco128.yaml --out "$OUT/bench" "$@" 2>&1 \

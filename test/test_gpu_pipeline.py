@@ -331,8 +331,9 @@ def test_cuda_compiled_postprocess_matches_the_plain_kernels(
     for plain, fused in zip(results[False], results[True]):
         # the same boxes, scores and classes; coordinates may differ in their last bit (Triton's
         # float32 division is not correctly rounded: <= 6e-5 px at 640 px in this test)
-        assert_same_detections(plain, fused, score_tol=0.0, min_iou=1 - 1e-6)
-        np.testing.assert_allclose(fused[:, :4], plain[:, :4], rtol=1e-6, atol=0)
+        assert fused.shape == plain.shape
+        np.testing.assert_array_equal(fused[:, 4:], plain[:, 4:])
+        np.testing.assert_allclose(fused[:, :4], plain[:, :4], rtol=1e-6, atol=1e-4)
 
 
 @needs_cuda

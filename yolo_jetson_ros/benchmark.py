@@ -9,9 +9,10 @@ plus our preprocessing / postprocessing / end-to-end ms (uint8 image in, detecti
 in-node latency (sensor_msgs/Image 640x480 bgr8 published -> Detection2DArray received, in one
 rclpy process) and sustained fps. In the same run, as references: Ultralytics
 ``YOLO(weights).predict`` end to end, and the bare model forward (eager and CUDA-graph replay on
-a GPU, bare ``session.run`` for onnxruntime), so every figure is also a ratio. Peak memory of our
-pipeline and of Ultralytics' predict is measured in separate child processes. Results go to
-``--out``: ``benchmark.json``, ``benchmark.md`` and ``benchmark.png``.
+a GPU, bare ``session.run`` for onnxruntime), so every figure is also a ratio. Each backend is
+measured in a fresh child process, and peak memory of our pipeline and of Ultralytics' predict in
+further child processes. Results go to ``--out``: ``benchmark.json``, ``benchmark.md`` and
+``benchmark.png``.
 """
 
 import argparse

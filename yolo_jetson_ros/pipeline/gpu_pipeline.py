@@ -340,13 +340,14 @@ def compile_pack_dense() -> Tuple[Optional[Callable[..., torch.Tensor]], str]:
 
     Inductor fuses the ~60 small kernels of the decode and NMS into a few Triton kernels: on a
     lent H100 (yolo11n fp16, k 256) the captured post-processing took 64 instead of 154 us, with
-    identical results on the 128 coco128 images, for ~10 s more at configure (once per process
-    and shape), ~200 MB more resident memory and ~28 MB more device memory (the Python side of
-    torch.compile and Triton). Box coordinates can differ from the plain kernels' in their last
-    bit (Triton's float32 division is not correctly rounded). The compilation itself runs at
-    the first call. Inductor compiles
-    in this process (``compile_threads`` 1) unless ``TORCHINDUCTOR_COMPILE_THREADS`` says
-    otherwise: its default pool of worker processes would stay alive beside the node.
+    identical detections on the 128 coco128 images. Measured costs there: 8-17 s more at the
+    first configure (once per process and shape; a warm inductor cache shortens it), 40-200 MB
+    more resident memory and 0-80 MB more device memory (the Python side of torch.compile and
+    Triton, and the compiled kernels). Box coordinates can differ from the plain kernels' in
+    their last bit (Triton's float32 division is not correctly rounded). The compilation itself
+    runs at the first call. Inductor compiles in this process (``compile_threads`` 1) unless
+    ``TORCHINDUCTOR_COMPILE_THREADS`` says otherwise: its default pool of worker processes would
+    stay alive beside the node.
     """
     if not hasattr(torch, 'compile'):
         return None, f'torch {torch.__version__} has no torch.compile'

@@ -741,12 +741,12 @@ def measure_memories(specs: Sequence[str], args: argparse.Namespace,
 
 
 def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
-             frames: Sequence[np.ndarray], memory: Optional[Dict[str, Any]] = None,
-             names: Optional[Dict[int, str]] = None) -> Dict[str, Any]:
+             frames: Sequence[np.ndarray], names: Optional[Dict[int, str]] = None
+             ) -> Dict[str, Any]:
     """
-    Measure one backend spec; return its JSON record.
+    Measure one backend spec; return its JSON record (:func:`main` adds the memory children's).
 
-    ``memory``: its memory children's record; ``names``: the dataset's classes (for ``val``).
+    ``names``: the dataset's classes (for ``val``).
     The order matters on CUDA (see :func:`bare_forward`): our timings first, then the node,
     then mAP (its own detector), and Ultralytics last, whose eager model runs on the default
     stream. :func:`main` runs each spec in a fresh process for the same reason.
@@ -811,8 +811,6 @@ def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
                                              - val['ultralytics']['map50_95'])
         except Exception as exc:
             val['ultralytics'] = {'error': f'{type(exc).__name__}: {exc}'}
-    if memory is not None:
-        rec['memory'] = memory
     rec['ratios'] = ratios(rec)
     return rec
 
@@ -1052,7 +1050,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     frames = make_frames(images)
     if args.spec_child:  # one spec, in this fresh process (run_spec_in_child)
         try:
-            rec = run_spec(specs[0], args, images, frames, None, names)
+            rec = run_spec(specs[0], args, images, frames, names)
         except Exception as exc:  # one backend failing must not lose the others
             rec = {'spec': specs[0], 'error': f'{type(exc).__name__}: {exc}'}
         Path(args.spec_child).write_text(json.dumps(rec, default=float))
@@ -1070,8 +1068,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rec = run_spec_in_child(spec, argv, Path(args.out))
         if spec in memories:
             rec['memory'] = memories[spec]
-        if 'pipeline' in rec:
-            rec['ratios'] = ratios(rec)
         report['results'].append(rec)
         out = Path(args.out)
         (out / 'benchmark.json').write_text(json.dumps(report, indent=1, default=float))

@@ -617,10 +617,10 @@ class GpuPipeline:
     def _run_pack(self, raw: torch.Tensor, k: int, source_map: torch.Tensor) -> torch.Tensor:
         """:func:`pack_dense`, compiled where asked; a compilation that fails falls back."""
         args = (raw, self.dsettings, k, self.iterations, self._upper, source_map)
-        if (self._pack is pack_dense or self._pack_compiled
-                or (self.cuda and torch.cuda.is_current_stream_capturing())):  # no compiling
-            # in a capture (capture_after=0): that graph keeps the plain kernels
-            return (self._pack if self._pack_compiled else pack_dense)(*args)
+        if self._pack is pack_dense or self._pack_compiled:
+            return self._pack(*args)
+        if self.cuda and torch.cuda.is_current_stream_capturing():
+            return pack_dense(*args)  # no compiling in a capture (capture_after=0)
         try:  # the first call compiles (an eager frame, before any capture)
             out = self._pack(*args)
         except Exception as exc:  # inductor and Triton fail in many ways; the plain path works

@@ -16,7 +16,7 @@ torch = pytest.importorskip('torch', reason='torch not installed')
 
 from yolo_jetson_ros.pipeline.gpu_pipeline import (  # noqa: E402
     DeviceSettings, exact_dense, GpuPipeline, letterbox_into, map_to_source, pack_dense,
-    resize_plan, source_map_rows, unpack_dense)
+    resize_plan, source_map_rows, StreamSwitch, unpack_dense)
 from yolo_jetson_ros.pipeline.postprocess import decode, MAX_WH, NmsSettings  # noqa: E402
 from yolo_jetson_ros.pipeline.preprocess import Letterboxer, LetterboxGeometry  # noqa: E402
 
@@ -334,6 +334,35 @@ def test_cuda_compiled_postprocess_matches_the_plain_kernels(
         assert fused.shape == plain.shape
         np.testing.assert_array_equal(fused[:, 4:], plain[:, 4:])
         np.testing.assert_allclose(fused[:, :4], plain[:, :4], rtol=1e-6, atol=1e-4)
+
+
+@needs_cuda
+def test_cuda_stream_switch_makes_current_and_restores() -> None:
+    before = torch.cuda.current_stream()
+    ours, inner = torch.cuda.Stream(), torch.cuda.Stream()
+    with StreamSwitch(ours):
+        assert torch.cuda.current_stream() == ours
+        with StreamSwitch(inner):
+            assert torch.cuda.current_stream() == inner
+        assert torch.cuda.current_stream() == ours
+        with pytest.raises(RuntimeError, match='inside'):
+            with StreamSwitch(inner):
+                raise RuntimeError('inside')
+        assert torch.cuda.current_stream() == ours
+    assert torch.cuda.current_stream() == before
+    pipe = GpuPipeline(_cuda_dense_forward(), (640, 640), 1, 'cuda:0', torch.float16, False, 80)
+    with pipe.on_stream():
+        assert torch.cuda.current_stream() == pipe.stream
+    assert torch.cuda.current_stream() == before
+    pipe.close()
+    if torch.cuda.device_count() > 1:  # a stream of another device: both devices restored
+        other = torch.cuda.Stream(device=1)
+        before_1 = torch.cuda.current_stream(1)
+        with StreamSwitch(other):
+            assert torch.cuda.current_stream(1) == other
+        assert torch.cuda.current_device() == 0
+        assert torch.cuda.current_stream(1) == before_1
+        assert torch.cuda.current_stream() == before
 
 
 @needs_cuda

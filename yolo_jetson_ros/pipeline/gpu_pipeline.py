@@ -209,8 +209,40 @@ def upper_triangle(k: int, device: 'torch.device | str') -> torch.Tensor:
     return torch.ones((k, k), dtype=torch.bool, device=device).triu_(diagonal=1)
 
 
+@dataclass
+class DecodeConstants:
+    """
+    The fixed-shape decode's constant tensors for one (batch, k, anchors), made once.
+
+    Made outside any CUDA-graph capture; built per frame, each would be a kernel of its own.
+    """
+
+    upper: torch.Tensor  # (k, k) bool: upper_triangle
+    slot_numbers: torch.Tensor  # (batch, k) int32: 1..k, the slots' 1-based ranks
+    corner_rows: torch.Tensor  # (8, 1) int64: flat offsets of rows x, y, x, y, w, h, w, h
+    corner_sign: torch.Tensor  # (4, 1) float32: -1/2, -1/2, 1/2, 1/2 (xywh -> xyxy)
+    anchors: int
+
+    @staticmethod
+    def make(batch: int, k: int, anchors: int,
+             device: 'torch.device | str') -> 'DecodeConstants':
+        """Build the constants for ``batch`` images, ``k`` slots and ``anchors`` anchors."""
+        slots = torch.arange(1, k + 1, dtype=torch.int32, device=device)
+        rows = torch.tensor([0, 1, 0, 1, 2, 3, 2, 3], dtype=torch.int64, device=device)
+        return DecodeConstants(
+            upper_triangle(k, device), slots.expand(batch, -1).contiguous(),
+            (rows * anchors)[:, None],
+            torch.tensor([-0.5, -0.5, 0.5, 0.5], dtype=torch.float32, device=device)[:, None],
+            anchors)
+
+    def fits(self, batch: int, k: int, anchors: int) -> bool:
+        """Whether these constants serve ``batch`` (or fewer) images, ``k`` and ``anchors``."""
+        return (self.slot_numbers.shape[0] >= batch and self.upper.shape[0] == k
+                and self.anchors == anchors)
+
+
 def fixed_dense_keep(pred: torch.Tensor, ds: DeviceSettings, k: int, iterations: int,
-                     upper: Optional[torch.Tensor] = None,
+                     constants: Optional[DecodeConstants] = None,
                      source_map: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
     """
     Decode and NMS a dense batch (B, 4 + nc, A) with fixed shapes (CUDA-graph capturable).
@@ -220,45 +252,52 @@ def fixed_dense_keep(pred: torch.Tensor, ds: DeviceSettings, k: int, iterations:
     (B,) bool and ``overflow`` (B,) bool (more than ``k`` boxes passed ``conf``, so some are
     missing). Where converged and not overflowed, the kept rows are exactly greedy NMS's (in
     score order once sorted by score, ties by anchor: :func:`unpack_dense`); callers redo other
-    images with :func:`exact_dense`. ``upper`` is :func:`upper_triangle` (k), if precomputed.
-    With ``source_map`` (B, 3, 4) the rows' boxes are in source pixels (:func:`map_to_source`),
-    else in network-input pixels.
+    images with :func:`exact_dense`. ``constants`` are :meth:`DecodeConstants.make`'s, if
+    precomputed. With ``source_map`` (B, 3, 4) the rows' boxes are in source pixels
+    (:func:`map_to_source`), else in network-input pixels.
+
+    Every operation here is a kernel of its own (unless compiled), and each costs a few
+    microseconds in a CUDA graph however small, so the code counts them.
     """
     if iterations < 1:
         raise ValueError('Cluster-NMS needs at least one iteration')
     batch, anchors = pred.shape[0], pred.shape[2]
+    c = constants
+    if c is None or not c.fits(batch, k, anchors):
+        c = DecodeConstants.make(batch, k, anchors, pred.device)
     # the max of fp16 scores is exact: only the (B, A) maxima and k boxes become float32
     best, cls_idx = pred[:, 4:].max(dim=1)  # (B, A): best class over all, then the filter
     # x 1.0 or 0.0 (filtered class) in float32: the score exactly, or one that never passes
     score = best * ds.class_weight[cls_idx]
     passed = score > ds.conf
-    # The passing anchors go to slots 0..k-1 in anchor order (a prefix sum and one scatter)
-    # instead of a sorted top-k of all A scores: that top-k took 70 us of a 1.22 ms frame on a
-    # lent H100 (yolo11n fp16, A = 8400). Slot k takes the rest and is dropped.
-    rank = passed.cumsum(dim=1, dtype=torch.int32)  # (B, A): 1-based slot of a passing anchor
-    n_valid = rank[:, -1]
-    slot = torch.where(passed & (rank <= k), rank - 1, k).long()
-    index = torch.zeros((batch, k + 1), dtype=torch.long, device=pred.device)
-    index.scatter_(1, slot, torch.arange(anchors, device=pred.device).expand(batch, -1))
-    index = index[:, :k]
-    valid = torch.arange(k, device=pred.device)[None, :] < n_valid[:, None]  # (B, k)
+    # The passing anchors go to slots 0..k-1 in anchor order: slot j takes the first anchor
+    # whose prefix count of passing anchors reaches j + 1 (one binary search per slot). A sorted
+    # top-k of all A scores took 70 us of a 1.22 ms frame on a lent H100 (yolo11n fp16,
+    # A = 8400); a scatter of every anchor took seven kernels. Unfilled slots read the last
+    # anchor and are invalid.
+    rank = passed.cumsum(dim=1, dtype=torch.int32)  # (B, A), nondecreasing
+    slot_numbers = c.slot_numbers[:batch]
+    index = torch.searchsorted(rank, slot_numbers).clamp_(max=anchors - 1)  # (B, k) anchors
+    n_valid = rank[:, -1:]
+    valid = slot_numbers <= n_valid  # (B, k)
     top_scores = score.gather(1, index)
-    xywh = pred[:, :4].gather(2, index[:, None, :].expand(-1, 4, -1)).float().transpose(1, 2)
-    boxes = xywh_to_xyxy(xywh)  # (B, k, 4)
+    # x, y, x, y, w, h, w, h of the k anchors in one gather, then the corners x -+ w / 2 in
+    # float32 in one kernel (w * -0.5 is exact: the same values as x - w / 2)
+    corners = pred.reshape(batch, -1).gather(
+        1, (c.corner_rows + index[:, None, :]).view(batch, -1)).view(batch, 8, k)
+    boxes = torch.addcmul(corners[:, :4], corners[:, 4:], c.corner_sign).transpose(1, 2)
     cls_k = cls_idx.gather(1, index).float()
-    shifted = boxes + (cls_k * ds.class_offset)[..., None]
+    shifted = torch.addcmul(boxes, cls_k[..., None], ds.class_offset)  # + class * MAX_WH
     area = (shifted[..., 2] - shifted[..., 0]) * (shifted[..., 3] - shifted[..., 1])
     lt = torch.maximum(shifted[:, :, None, :2], shifted[:, None, :, :2])
     rb = torch.minimum(shifted[:, :, None, 2:], shifted[:, None, :, 2:])
     inter = (rb - lt).clamp_(min=0).prod(dim=-1)
     iou = inter / (area[:, :, None] + area[:, None, :] - inter)
-    if upper is None:
-        upper = upper_triangle(k, pred.device)
     # before[b, i, j]: greedy NMS visits i before j (higher score; equal scores in anchor order,
     # as the host's stable sort). A kept i removes a j it overlaps. Invalid slots need no
     # masking: they start and stay unkept (keep <= valid), so they neither suppress nor survive.
     s_i, s_j = top_scores[:, :, None], top_scores[:, None, :]
-    before = (s_i > s_j) | ((s_i == s_j) & upper)
+    before = (s_i > s_j) | ((s_i == s_j) & c.upper)
     # the GEMM in the model's own precision on CUDA, whose kernels the model has loaded already:
     # an fp16 GEMM beside an fp32 model loaded a second cuBLAS kernel family (+116 MB peak RSS
     # on a lent H100). The 0/1 operands and integer sums <= k are exact in fp16 and fp32.
@@ -274,11 +313,11 @@ def fixed_dense_keep(pred: torch.Tensor, ds: DeviceSettings, k: int, iterations:
     converged = (keep_f == previous_f).all(dim=2)[:, 0]
     out_boxes = boxes if source_map is None else map_to_source(boxes, source_map)
     rows = torch.cat((out_boxes, top_scores[..., None], cls_k[..., None]), dim=2)
-    return rows, keep_f[:, 0], converged, n_valid > k
+    return rows, keep_f[:, 0], converged, n_valid[:, 0] > k
 
 
 def pack_dense(pred: torch.Tensor, ds: DeviceSettings, k: int, iterations: int,
-               upper: Optional[torch.Tensor] = None,
+               constants: Optional[DecodeConstants] = None,
                source_map: Optional[torch.Tensor] = None) -> torch.Tensor:
     """
     Run :func:`fixed_dense_keep` and pack its results into one (B, 7k + 2) float32 tensor.
@@ -287,10 +326,10 @@ def pack_dense(pred: torch.Tensor, ds: DeviceSettings, k: int, iterations: int,
     device-to-host copy brings a frame's results back, and :func:`unpack_dense` reads them
     (choosing and sorting the few kept rows on the host is cheaper than a sort on the device).
     """
-    rows, keep, converged, overflow = fixed_dense_keep(pred, ds, k, iterations, upper,
+    rows, keep, converged, overflow = fixed_dense_keep(pred, ds, k, iterations, constants,
                                                        source_map)
-    flags = torch.stack((converged, overflow), dim=1).float()
-    return torch.cat((rows.flatten(1), keep.float(), flags), dim=1)
+    # one cat, promoting the fp16 keep flags and the bools to float32 as it copies
+    return torch.cat((rows.flatten(1), keep, converged[:, None], overflow[:, None]), dim=1)
 
 
 def unpack_dense(packed: np.ndarray) -> Tuple[np.ndarray, bool, bool]:
@@ -338,8 +377,8 @@ def compile_pack_dense() -> Tuple[Optional[Callable[..., torch.Tensor]], str]:
     """
     Return ``(pack_dense compiled by torch.compile, '')``, or ``(None, why not)``.
 
-    Inductor fuses the ~60 small kernels of the decode and NMS into a few Triton kernels: on a
-    lent H100 (yolo11n fp16, k 256) the captured post-processing took 64 instead of 154 us, with
+    Inductor fuses the many small kernels of the decode and NMS into a few Triton kernels: on a
+    lent H100 (yolo11n fp16, k 256) the captured post-processing took 69 instead of 154 us, with
     identical detections on the 128 coco128 images. Measured costs there: 8-17 s more at the
     first configure (once per process and shape; a warm inductor cache shortens it), 40-200 MB
     more resident memory and 0-80 MB more device memory (the Python side of torch.compile and
@@ -359,6 +398,56 @@ def compile_pack_dense() -> Tuple[Optional[Callable[..., torch.Tensor]], str]:
     if 'TORCHINDUCTOR_COMPILE_THREADS' not in os.environ:
         inductor_config.compile_threads = 1
     return torch.compile(pack_dense, fullgraph=True, dynamic=False), ''
+
+
+class StreamSwitch:
+    """
+    Make ``stream`` current for a ``with`` block, as ``torch.cuda.stream(stream)`` does, cheaply.
+
+    ``torch.cuda.stream`` builds Python ``Stream`` objects for the streams it saves and restores:
+    entering and leaving it took 39 us of a 1.38 ms frame on a lent H100's host (30 + 9, timed
+    inside the frame; 11.6 us in a loop doing nothing else), and a frame enters it once. This
+    saves and restores the (id, device, type) triples through the same torch bindings that
+    ``torch.cuda.set_stream`` calls, for the current device and the stream's own if they differ,
+    and falls back to ``torch.cuda.stream`` where this torch lacks them.
+    """
+
+    __slots__ = ('_stream', '_target', '_saved', '_fallback')
+
+    def __init__(self, stream: 'torch.cuda.Stream') -> None:
+        self._stream = stream
+        self._target = (stream.stream_id, stream.device_index, stream.device_type)
+        self._saved: List[Tuple[int, int, int]] = []
+        self._fallback: Optional[ContextManager] = None
+
+    def __enter__(self) -> 'StreamSwitch':
+        get = getattr(torch._C, '_cuda_getCurrentStream', None)
+        if get is None or not hasattr(torch._C, '_cuda_setStream'):
+            self._fallback = torch.cuda.stream(self._stream)
+            self._fallback.__enter__()
+            return self
+        current = torch.cuda.current_device()
+        saved = get(current)
+        if not isinstance(saved, tuple):  # an older torch packed the triple into one integer
+            self._fallback = torch.cuda.stream(self._stream)
+            self._fallback.__enter__()
+            return self
+        # restored in reverse: the stream's device first, then the current device and stream
+        # (setting a stream also makes its device current)
+        self._saved = [saved]
+        if current != self._target[1]:
+            self._saved.append(tuple(get(self._target[1])))
+        torch._C._cuda_setStream(*self._target)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._fallback is not None:
+            fallback, self._fallback = self._fallback, None
+            fallback.__exit__(*exc)
+            return
+        for saved in reversed(self._saved):
+            torch._C._cuda_setStream(*saved)
+        self._saved = []
 
 
 def new_mem_pool() -> Optional[Any]:
@@ -514,7 +603,7 @@ class GpuPipeline:
                                            device=self.device)
         self._settings_key: Optional[tuple] = None
         self._seen: Dict[tuple, int] = {}
-        self._upper: Optional[torch.Tensor] = None
+        self._constants: Optional[DecodeConstants] = None
         self._host: Dict[tuple, List[torch.Tensor]] = {}
         self.raw: Optional[torch.Tensor] = None  # the last raw output (for exact redo)
         self.graph_replays = 0
@@ -529,7 +618,7 @@ class GpuPipeline:
         """Make the pipeline's stream current (no-op on the CPU)."""
         if self.stream is None:
             return contextlib.nullcontext()
-        return torch.cuda.stream(self.stream)
+        return StreamSwitch(self.stream)
 
     @contextlib.contextmanager
     def persistent(self) -> Iterator[None]:
@@ -607,8 +696,10 @@ class GpuPipeline:
             return (raw, torch.cat((map_to_source(rows[..., :4], source_map), rows[..., 4:]),
                                    dim=2))
         k = min(self.max_candidates, int(raw.shape[-1]))
-        if self._upper is None or self._upper.shape[0] != k:
-            self._upper = upper_triangle(k, self.device)  # made eagerly, before any capture
+        if self._constants is None or not self._constants.fits(self.batch, k, raw.shape[-1]):
+            # made eagerly, before any capture, for the whole batch
+            self._constants = DecodeConstants.make(self.batch, k, int(raw.shape[-1]),
+                                                   self.device)
         if self._pack is not pack_dense:  # compiled for one shape: the whole batch, always,
             # so that fewer images than slots never recompile (seconds) in the frame path
             return (raw, self._run_pack(raw, k, self._source_map)[:len(slots)])
@@ -616,7 +707,7 @@ class GpuPipeline:
 
     def _run_pack(self, raw: torch.Tensor, k: int, source_map: torch.Tensor) -> torch.Tensor:
         """:func:`pack_dense`, compiled where asked; a compilation that fails falls back."""
-        args = (raw, self.dsettings, k, self.iterations, self._upper, source_map)
+        args = (raw, self.dsettings, k, self.iterations, self._constants, source_map)
         if self._pack is pack_dense or self._pack_compiled:
             return self._pack(*args)
         if self.cuda and torch.cuda.is_current_stream_capturing():
@@ -717,7 +808,7 @@ class GpuPipeline:
         Rows are x1, y1, x2, y2, score, class, sorted by score.
         """
         t0 = time.perf_counter()
-        # one entry into the stream context per frame: it costs ~17 us on the H100 host
+        # one entry into the stream context per frame (see StreamSwitch)
         with torch.inference_mode(), self.on_stream():
             slots = self._stage(images)
             self._t_pre = time.perf_counter() - t0
@@ -804,7 +895,7 @@ class GpuPipeline:
         # when it is destroyed only if nothing in it is still allocated
         for name in ('input', '_source_map', 'dsettings'):  # (close may run twice)
             self.__dict__.pop(name, None)
-        self._upper = None
+        self._constants = None
         self._mempool = None
         if self.cuda:
             torch.cuda.empty_cache()
@@ -813,8 +904,9 @@ class GpuPipeline:
         self.stream = None
 
 
-__all__ = ['CUBLASLT_WORKSPACE_KIB', 'CUBLAS_WORKSPACE', 'DeviceSettings', 'GpuPipeline',
-           'ResizePlan', 'acquire_stream', 'compile_pack_dense', 'exact_dense', 'exact_end2end',
-           'fixed_dense_keep', 'letterbox_into', 'limit_cublas_workspace', 'map_to_source',
-           'new_mem_pool', 'pack_dense', 'private_stream', 'release_stream', 'resize_plan',
-           'source_map_rows', 'unpack_dense', 'upper_triangle']
+__all__ = ['CUBLASLT_WORKSPACE_KIB', 'CUBLAS_WORKSPACE', 'DecodeConstants', 'DeviceSettings',
+           'GpuPipeline', 'ResizePlan', 'StreamSwitch', 'acquire_stream', 'compile_pack_dense',
+           'exact_dense', 'exact_end2end', 'fixed_dense_keep', 'letterbox_into',
+           'limit_cublas_workspace', 'map_to_source', 'new_mem_pool', 'pack_dense',
+           'private_stream', 'release_stream', 'resize_plan', 'source_map_rows', 'unpack_dense',
+           'upper_triangle']

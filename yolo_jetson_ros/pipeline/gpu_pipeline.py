@@ -423,21 +423,26 @@ class StreamSwitch:
     def __enter__(self) -> 'StreamSwitch':
         get = getattr(torch._C, '_cuda_getCurrentStream', None)
         if get is None or not hasattr(torch._C, '_cuda_setStream'):
-            self._fallback = torch.cuda.stream(self._stream)
-            self._fallback.__enter__()
-            return self
+            return self._enter_fallback()
         current = torch.cuda.current_device()
         saved = get(current)
         if not isinstance(saved, tuple):  # an older torch packed the triple into one integer
-            self._fallback = torch.cuda.stream(self._stream)
-            self._fallback.__enter__()
-            return self
+            return self._enter_fallback()
         # restored in reverse: the stream's device first, then the current device and stream
         # (setting a stream also makes its device current)
-        self._saved = [saved]
+        saved_here = [saved]
         if current != self._target[1]:
-            self._saved.append(tuple(get(self._target[1])))
-        torch._C._cuda_setStream(*self._target)
+            saved_here.append(tuple(get(self._target[1])))
+        try:
+            torch._C._cuda_setStream(*self._target)
+        except TypeError:  # a binding of another signature: nothing was set
+            return self._enter_fallback()
+        self._saved = saved_here
+        return self
+
+    def _enter_fallback(self) -> 'StreamSwitch':
+        self._fallback = torch.cuda.stream(self._stream)
+        self._fallback.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:

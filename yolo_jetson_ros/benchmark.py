@@ -388,7 +388,7 @@ def fused_breakdown(detector: Any, frames: Sequence[np.ndarray], iterations: int
     if pipe is None:
         return None
     import torch
-    from .pipeline.gpu_pipeline import letterbox_into, pack_dense
+    from .pipeline.gpu_pipeline import DecodeConstants, letterbox_into, pack_dense
     sync = torch.cuda.synchronize
     n = detector.info.batch
     batch = [frames[i % len(frames)] for i in range(n)]
@@ -403,12 +403,13 @@ def fused_breakdown(detector: Any, frames: Sequence[np.ndarray], iterations: int
 
         raw = pipe.forward(pipe.input)
         k = min(pipe.max_candidates, int(raw.shape[-1]))
+        constants = DecodeConstants.make(n, k, int(raw.shape[-1]), raw.device)  # as the pipeline
 
         def post() -> None:
             if pipe.end2end:
                 raw.float().cpu()
             else:
-                pack_dense(raw, pipe.dsettings, k, pipe.iterations).cpu()
+                pack_dense(raw, pipe.dsettings, k, pipe.iterations, constants).cpu()
 
         del slots
         return {'preprocess': summary(timed(pre, iterations, warmup, 'gpu pre', sync)),

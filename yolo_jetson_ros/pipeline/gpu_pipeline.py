@@ -578,7 +578,7 @@ class GpuPipeline:
         # so the graphs fill the free room of the segments those buffers occupy: a 1-10 MB
         # tensor otherwise pins a 20 MB segment of its own (H100, yolo11n: see the README)
         self._mempool = new_mem_pool() if self.use_graph else None
-        self._pool: Optional[tuple] = None
+        self._pool: Optional[Any] = None  # a pool handle (its type differs across torch versions)
         if self.use_graph:
             self._pool = (self._mempool.id if self._mempool is not None
                           else torch.cuda.graph_pool_handle())

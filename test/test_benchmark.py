@@ -46,6 +46,20 @@ def test_benchmark_cpu_smoke(yolo11n_pt: Path, coco128: Path, tmp_path: Path) ->
     assert "## mAP50-95 against Ultralytics' val" in text
 
 
+def test_map_names_an_unreadable_dataset_image(yolo11n_pt: Path, tmp_path: Path) -> None:
+    import argparse
+    from yolo_jetson_ros import benchmark
+    bad = tmp_path / 'broken.jpg'
+    bad.write_bytes(b'not a jpeg')
+    args = argparse.Namespace(model=str(yolo11n_pt), imgsz=320, out=str(tmp_path), batch=1)
+    detector = benchmark.build('torch-cpu', args, 1)
+    try:
+        with pytest.raises(ValueError, match='cannot read dataset image .*broken.jpg'):
+            benchmark.evaluate_map(detector, [bad])
+    finally:
+        detector.close()
+
+
 def test_parse_args_defaults() -> None:
     from yolo_jetson_ros.benchmark import parse_args
     args = parse_args(['--cameras', '1,2,4'])

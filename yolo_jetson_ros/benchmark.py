@@ -217,6 +217,8 @@ def evaluate_map(detector: Any, images: Sequence[Path],
     try:
         for path in progress(images, 'mAP (val semantics)' if val_semantics else 'mAP'):
             img = cv2.imread(str(path))
+            if img is None:
+                raise ValueError(f'cannot read dataset image {path} (missing or corrupt)')
             dets = _val_semantics_detect(detector, img) if val_semantics else detector.detect(img)
             true_cls, true_boxes = load_labels(path, img.shape[:2])
             tcls.append(true_cls)

@@ -400,6 +400,11 @@ def compile_pack_dense() -> Tuple[Optional[Callable[..., torch.Tensor]], str]:
     return torch.compile(pack_dense, fullgraph=True, dynamic=False), ''
 
 
+# the bindings torch.cuda.set_stream and current_stream call, looked up once (None: absent)
+_GET_CURRENT_STREAM = getattr(torch._C, '_cuda_getCurrentStream', None)
+_SET_STREAM = getattr(torch._C, '_cuda_setStream', None)
+
+
 class StreamSwitch:
     """
     Make ``stream`` current for a ``with`` block, as ``torch.cuda.stream(stream)`` does, cheaply.
@@ -421,8 +426,8 @@ class StreamSwitch:
         self._fallback: Optional[ContextManager] = None
 
     def __enter__(self) -> 'StreamSwitch':
-        get = getattr(torch._C, '_cuda_getCurrentStream', None)
-        if get is None or not hasattr(torch._C, '_cuda_setStream'):
+        get = _GET_CURRENT_STREAM
+        if get is None or _SET_STREAM is None:
             return self._enter_fallback()
         current = torch.cuda.current_device()
         saved = get(current)
@@ -434,7 +439,7 @@ class StreamSwitch:
         if current != self._target[1]:
             saved_here.append(tuple(get(self._target[1])))
         try:
-            torch._C._cuda_setStream(*self._target)
+            _SET_STREAM(*self._target)
         except TypeError:  # a binding of another signature: nothing was set
             return self._enter_fallback()
         self._saved = saved_here
@@ -450,8 +455,9 @@ class StreamSwitch:
             fallback, self._fallback = self._fallback, None
             fallback.__exit__(*exc)
             return
-        for saved in reversed(self._saved):
-            torch._C._cuda_setStream(*saved)
+        if _SET_STREAM is not None:  # it is, wherever anything was saved
+            for saved in reversed(self._saved):
+                _SET_STREAM(*saved)
         self._saved = []
 
 

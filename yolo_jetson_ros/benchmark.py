@@ -16,6 +16,7 @@ further child processes. Results go to ``--out``: ``benchmark.json``, ``benchmar
 """
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -350,7 +351,6 @@ def bare_forward(detector: Any, iterations: int, warmup: int) -> Dict[str, Any]:
     H100: the bare graph 1.00 -> 1.08 ms, the pipeline's 1.22 -> 1.39 ms (yolo11n fp16; the
     kernels took as long as before, the gaps between them grew; cause not found).
     """
-    import contextlib
     backend = detector.backend
     out: Dict[str, Any] = {}
     if backend.name == 'onnxruntime':

@@ -329,7 +329,8 @@ def test_cuda_compiled_postprocess_matches_the_plain_kernels(
     results = {}
     for compiled in (False, True):
         pipe = GpuPipeline(_cuda_dense_forward(), (640, 640), batch, 'cuda:0', torch.float16,
-                           False, 80, capture_after=1, compile_postprocess=compiled)
+                           False, 80, capture_after=1, compile_postprocess=compiled,
+                           cuda_kernels=False)
         results[compiled] = [pipe.detect([img], [True], settings)[0] for img in images * 3]
         assert pipe.graph_replays >= 2
         assert pipe.postprocess_mode == ('compiled' if compiled else 'eager')

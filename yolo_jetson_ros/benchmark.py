@@ -390,7 +390,6 @@ def fused_breakdown(detector: Any, frames: Sequence[np.ndarray], iterations: int
     if pipe is None:
         return None
     import torch
-    from .pipeline.gpu_pipeline import DecodeConstants, letterbox_into, pack_dense
     sync = torch.cuda.synchronize
     n = detector.info.batch
     batch = [frames[i % len(frames)] for i in range(n)]
@@ -398,20 +397,15 @@ def fused_breakdown(detector: Any, frames: Sequence[np.ndarray], iterations: int
         pipe._update_settings(detector.settings)
         slots = pipe.preprocess(batch)
 
-        def pre() -> None:
+        def pre() -> None:  # the pipeline's own letterbox and decode (cuda kernels or torch's)
             slots_ = pipe.preprocess(batch)
             for i, slot in enumerate(slots_):
-                letterbox_into(pipe.input[i], slot.device_image, slot.geometry, slot.plan, True)
+                pipe.letterbox(i, slot, True)
 
         raw = pipe.forward(pipe.input)
-        k = min(pipe.max_candidates, int(raw.shape[-1]))
-        constants = DecodeConstants.make(n, k, int(raw.shape[-1]), raw.device)  # as the pipeline
 
         def post() -> None:
-            if pipe.end2end:
-                raw.float().cpu()
-            else:
-                pack_dense(raw, pipe.dsettings, k, pipe.iterations, constants).cpu()
+            pipe.decode(raw, n).cpu()
 
         del slots
         return {'preprocess': summary(timed(pre, iterations, warmup, 'gpu pre', sync)),

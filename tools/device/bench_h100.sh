@@ -38,7 +38,7 @@ if [ -z "$SKIP_PYTEST" ]; then
   ln -sfn "$PWD/.devdata/yolo11n_coco128.pt" "$SH/models/yolo11n_coco128.pt"
   ln -sfn "$PWD/.devdata/coco128" "$SH/data/coco128"
   YOLO_JETSON_ROS_SHARED=$SH "$V/bin/python" -m pytest -q -rs -p no:cacheprovider \
-    test/test_gpu_pipeline.py 2>&1 | tail -8 | tee "$OUT/pytest.txt"
+    test/test_gpu_pipeline.py test/test_cuda_kernels.py 2>&1 | tail -8 | tee "$OUT/pytest.txt"
 fi
 "$V/bin/python" -m yolo_jetson_ros.benchmark --model .devdata/yolo11n_coco128.pt \
   --data .devdata/coco128/coco128.yaml --out "$OUT/bench" "$@" 2>&1 \

@@ -44,6 +44,7 @@ from typing import (Any, Callable, ContextManager, Dict, Iterator, List, Mutable
 import numpy as np
 import torch
 
+from .cuda_kernels import load_kernels, PipelineKernels
 from .postprocess import decode_end2end, MAX_NMS, MAX_WH, NmsSettings
 from .preprocess import LetterboxGeometry, PAD_VALUE
 
@@ -536,7 +537,7 @@ class GpuPipeline:
                  num_classes: int, use_graph: bool = True, capture_after: int = 2,
                  max_candidates: int = 256, nms_iterations: int = 8,
                  input_tensor: Optional[torch.Tensor] = None,
-                 compile_postprocess: bool = False):
+                 compile_postprocess: bool = False, cuda_kernels: bool = True):
         """
         Prepare the pipeline; ``forward`` maps the (batch, 3, H, W) input to the raw output.
 
@@ -544,7 +545,10 @@ class GpuPipeline:
         bound input, so no copy separates the two; by default the pipeline allocates one.
         ``compile_postprocess``: decode and NMS compiled by torch.compile
         (:func:`compile_pack_dense`) on CUDA, compiled at the first frame; where that cannot
-        be, the plain kernels run and :attr:`postprocess_mode` says why.
+        be, the plain kernels run and :attr:`postprocess_mode` says why. ``cuda_kernels``:
+        letterbox and decode + NMS in the runtime-compiled kernels of :mod:`.cuda_kernels` on
+        CUDA (bit-identical results, fewer launches), where NVRTC is there; torch's kernels
+        otherwise, and for the decode when ``compile_postprocess`` applies.
         """
         self.forward = forward
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
@@ -557,15 +561,23 @@ class GpuPipeline:
         self.use_graph = bool(use_graph and self.cuda)
         self.capture_after = int(capture_after)
         self.iterations = int(nms_iterations)
+        self.max_candidates = int(max_candidates)
         self._pack: Callable[..., torch.Tensor] = pack_dense
         self._pack_compiled = False  # whether _pack is compiled and has run once
         self.postprocess_mode = 'eager'
+        # letterbox and decode + NMS as three runtime-compiled kernels (cuda_kernels), where
+        # NVRTC is there: compiled here, at configure
+        self.kernels: Optional[PipelineKernels] = None
+        if self.cuda and cuda_kernels:
+            self.kernels, why_not = load_kernels(self.device, self.max_candidates)
+            self.postprocess_mode = (f'cuda kernels ({self.kernels.kind})' if self.kernels
+                                     else f'eager (no cuda kernels: {why_not})')
         if compile_postprocess and not self.cuda:
             self.postprocess_mode = 'eager (compile_postprocess is for CUDA devices)'
         elif compile_postprocess:
             compiled, why_not = compile_pack_dense()
             if compiled is None:
-                self.postprocess_mode = f'eager (cannot compile: {why_not})'
+                self.postprocess_mode += f'; compile_postprocess: cannot compile: {why_not}'
             else:
                 self._pack = compiled
                 self.postprocess_mode = 'compiled'
@@ -619,7 +631,6 @@ class GpuPipeline:
         self.raw: Optional[torch.Tensor] = None  # the last raw output (for exact redo)
         self.graph_replays = 0
         self.exact_redos = 0
-        self.max_candidates = int(max_candidates)
         # (preprocess, inference, postprocess) ms of the last frame: staging + upload enqueue;
         # device work up to the synchronisation; host-side unpacking and scaling
         self.stage_ms: Tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -696,25 +707,47 @@ class GpuPipeline:
     def _device_work(self, slots: Sequence[_Slot], bgr: Sequence[bool]) -> tuple:
         """Everything after the uploads: letterbox, forward, fixed-shape decode (graphable)."""
         for i, (slot, is_bgr) in enumerate(zip(slots, bgr)):
-            letterbox_into(self.input[i], slot.device_image, slot.geometry, slot.plan, is_bgr,
-                           fill=False)
+            self.letterbox(i, slot, is_bgr)
         raw = self.forward(self.input)
         if isinstance(raw, (list, tuple)):
             raw = raw[0]
-        source_map = self._source_map[:len(slots)]
+        return (raw, self.decode(raw, len(slots)))
+
+    def letterbox(self, index: int, slot: _Slot, bgr: bool) -> None:
+        """Letterbox ``slot``'s uploaded image into batch entry ``index`` of the input."""
+        if self.kernels is not None:
+            g = slot.geometry
+            self.kernels.letterbox(self.input[index], slot.device_image, slot.plan, g.top,
+                                   g.left, g.resized_hw, bgr)
+        else:
+            letterbox_into(self.input[index], slot.device_image, slot.geometry, slot.plan, bgr,
+                           fill=False)
+
+    def decode(self, raw: torch.Tensor, n: int) -> torch.Tensor:
+        """
+        Decode the raw output's first ``n`` images with fixed shapes (graphable).
+
+        Dense outputs give :func:`pack_dense`'s layout (the cuda kernels', compiled or torch's
+        kernels), end-to-end ones their (n, K, 6) rows; boxes in source pixels either way.
+        """
+        source_map = self._source_map[:n]
         if self.end2end:  # (B, K, 6): the boxes to source pixels, scores and classes as they are
-            rows = raw[:len(slots)].float()
-            return (raw, torch.cat((map_to_source(rows[..., :4], source_map), rows[..., 4:]),
-                                   dim=2))
+            rows = raw[:n].float()
+            return torch.cat((map_to_source(rows[..., :4], source_map), rows[..., 4:]), dim=2)
         k = min(self.max_candidates, int(raw.shape[-1]))
+        if (self.kernels is not None and self._pack is pack_dense and k == self.kernels.slots
+                and int(raw.shape[1]) - 4 == self.num_classes):
+            ds = self.dsettings
+            return self.kernels.decode_nms(raw[:n], ds.conf, ds.iou, ds.class_weight,
+                                           ds.class_offset, source_map)
         if self._constants is None or not self._constants.fits(self.batch, k, raw.shape[-1]):
             # made eagerly, before any capture, for the whole batch
             self._constants = DecodeConstants.make(self.batch, k, int(raw.shape[-1]),
                                                    self.device)
         if self._pack is not pack_dense:  # compiled for one shape: the whole batch, always,
             # so that fewer images than slots never recompile (seconds) in the frame path
-            return (raw, self._run_pack(raw, k, self._source_map)[:len(slots)])
-        return (raw, self._run_pack(raw[:len(slots)], k, source_map))
+            return self._run_pack(raw, k, self._source_map)[:n]
+        return self._run_pack(raw[:n], k, source_map)
 
     def _run_pack(self, raw: torch.Tensor, k: int, source_map: torch.Tensor) -> torch.Tensor:
         """:func:`pack_dense`, compiled where asked; a compilation that fails falls back."""
@@ -726,9 +759,10 @@ class GpuPipeline:
         try:  # the first call compiles (an eager frame, before any capture)
             out = self._pack(*args)
         except Exception as exc:  # inductor and Triton fail in many ways; the plain path works
-            self._pack = pack_dense
+            self._pack = pack_dense  # the cuda kernels from the next frame on, where loaded
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''
-            self.postprocess_mode = f'eager (compilation failed: {type(exc).__name__}: {first})'
+            plain = f'cuda kernels ({self.kernels.kind})' if self.kernels else 'eager'
+            self.postprocess_mode = f'{plain} (compilation failed: {type(exc).__name__}: {first})'
             return pack_dense(*args)
         self._pack_compiled = True
         return out

@@ -179,3 +179,33 @@ def test_cuda_pipeline_with_kernels_equals_torch_kernels(yolo11n_pt: object,
     for pipe in pipes.values():
         pipe.close()
     backend.close()
+
+
+@needs_cuda
+def test_cuda_a_kernel_the_driver_refuses_falls_back_to_torch_kernels(
+        sample_images: Dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    # the first (eager) frame finds it: that frame and every later one run torch's kernels
+    from test_gpu_pipeline import _cuda_dense_forward
+    kernels = _kernels()
+    forward = _cuda_dense_forward()
+    image, settings = sample_images['bus.jpg'], NmsSettings()
+    plain = GpuPipeline(forward, (640, 640), 1, 'cuda:0', torch.float16, False, 80,
+                        capture_after=1, cuda_kernels=False)
+    expected = plain.detect([image], [True], settings)[0]
+
+    def refused(*_args: object) -> None:
+        raise KernelError('cuLaunchKernel(letterbox_f16) failed: CUDA error 701 (too many '
+                          'resources requested for launch)')
+
+    monkeypatch.setattr(kernels, 'letterbox', refused)  # the shared kernels: restored after
+    pipe = GpuPipeline(forward, (640, 640), 1, 'cuda:0', torch.float16, False, 80,
+                       capture_after=1)
+    assert pipe.kernels is kernels
+    for _ in range(3):  # eager, captured, replayed
+        np.testing.assert_array_equal(pipe.detect([image], [True], settings)[0], expected)
+    assert pipe.kernels is None and pipe.graph_replays >= 1
+    assert pipe.postprocess_mode == ('eager (cuda kernels failed: cuLaunchKernel(letterbox_f16) '
+                                     'failed: CUDA error 701 (too many resources requested for '
+                                     'launch))')
+    plain.close()
+    pipe.close()

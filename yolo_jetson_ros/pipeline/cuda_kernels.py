@@ -451,6 +451,10 @@ class PipelineKernels:
 
     def _launch(self, name: str, grid: Tuple[int, int], block: int,
                 args: Sequence[Any]) -> None:
+        if torch.cuda.current_device() != self.index:  # the device's context, as torch's own
+            with torch.cuda.device(self.index):
+                self._launch(name, grid, block, args)
+            return
         self._ensure_context()
         pointers = (ctypes.c_void_p * len(args))(
             *[ctypes.cast(ctypes.byref(a), ctypes.c_void_p) for a in args])

@@ -21,6 +21,12 @@ supplies ``forward(input_tensor) -> output_tensor``. Per frame:
   source pixels there (``scale_boxes``: unpad, unscale, clip);
 * one small device-to-host copy of the final rows, one synchronisation.
 
+On CUDA, letterbox and decode + NMS run as three kernels compiled at configure by NVRTC
+(:mod:`.cuda_kernels`: exact greedy NMS over the same slots, the same float32 arithmetic, so the
+same bits as torch's kernels below); the torch code here is their reference, the CPU's path and
+the fallback where NVRTC is missing. On a lent H100 (yolo11n fp16) they took the captured device
+work from 1.156 to 1.030 ms against a bare forward of 1.01 ms.
+
 After ``capture_after`` eager frames of the same source sizes, the whole device part (letterbox,
 forward, decode, NMS) is captured in a CUDA graph and replayed. Fixed shapes need a fixed-size
 NMS: the boxes that pass ``conf`` fill ``max_candidates`` slots in anchor order and are
@@ -44,7 +50,7 @@ from typing import (Any, Callable, ContextManager, Dict, Iterator, List, Mutable
 import numpy as np
 import torch
 
-from .cuda_kernels import load_kernels, PipelineKernels
+from .cuda_kernels import KernelError, load_kernels, PipelineKernels
 from .postprocess import decode_end2end, MAX_NMS, MAX_WH, NmsSettings
 from .preprocess import LetterboxGeometry, PAD_VALUE
 
@@ -380,7 +386,9 @@ def compile_pack_dense() -> Tuple[Optional[Callable[..., torch.Tensor]], str]:
 
     Inductor fuses the many small kernels of the decode and NMS into a few Triton kernels: on a
     lent H100 (yolo11n fp16, k 256) the captured post-processing took 69 instead of 154 us, with
-    identical detections on the 128 coco128 images. Measured costs there: 8-17 s more at the
+    identical detections on the 128 coco128 images. The default :mod:`.cuda_kernels` do better
+    (the whole captured device work 1.030 against 1.064 ms there), so this serves GPUs without
+    NVRTC. Measured costs there: 8-17 s more at the
     first configure (once per process and shape; a warm inductor cache shortens it), 40-200 MB
     more resident memory and 0-80 MB more device memory (the Python side of torch.compile and
     Triton, and the compiled kernels). Box coordinates can differ from the plain kernels' in
@@ -713,6 +721,23 @@ class GpuPipeline:
             raw = raw[0]
         return (raw, self.decode(raw, len(slots)))
 
+    def _device_work_or_fallback(self, slots: Sequence[_Slot], bgr: Sequence[bool]) -> tuple:
+        """
+        :meth:`_device_work` for an eager frame; a cuda kernel that fails turns them off.
+
+        The first eager frames run at configure, so a kernel the driver refuses (resources,
+        architecture) costs the speed-up, not the node; the frame is redone on torch's kernels.
+        """
+        try:
+            return self._device_work(slots, bgr)
+        except KernelError as exc:
+            if self.kernels is None:
+                raise
+            self.kernels = None
+            self.postprocess_mode = f'eager (cuda kernels failed: {exc})'[:300]
+            self._constants = None
+            return self._device_work(slots, bgr)
+
     def letterbox(self, index: int, slot: _Slot, bgr: bool) -> None:
         """Letterbox ``slot``'s uploaded image into batch entry ``index`` of the input."""
         if self.kernels is not None:
@@ -790,7 +815,7 @@ class GpuPipeline:
 
     def _run_device(self, slots: Sequence[_Slot], bgr: Sequence[bool]) -> tuple:
         if not self.use_graph:
-            return self._device_work(slots, bgr)
+            return self._device_work_or_fallback(slots, bgr)
         key = (tuple(s.geometry.source_hw for s in slots), tuple(bool(b) for b in bgr))
         entry = self._graphs.get(key)
         if entry is None:
@@ -823,7 +848,7 @@ class GpuPipeline:
         output outlives the next frame (``self.raw`` is replaced by every frame).
         """
         if self._mempool is None:
-            return self._device_work(slots, bgr)
+            return self._device_work_or_fallback(slots, bgr)
         # torch allocates a cuBLAS workspace (CUBLAS_WORKSPACE) per thread and stream on first
         # use, and keeps it for good: made in the pool, it would keep the pool's segments from
         # going back to the device at close. A tiny product makes it outside (a no-op once it
@@ -832,7 +857,7 @@ class GpuPipeline:
         torch.nn.functional.linear(probe, probe, probe[0])
         torch.mm(probe, probe)
         with torch.cuda.use_mem_pool(self._mempool, self.device):
-            return self._device_work(slots, bgr)
+            return self._device_work_or_fallback(slots, bgr)
 
     def _host_buffers(self, outputs: tuple) -> List[torch.Tensor]:
         src = outputs[1:]
@@ -880,7 +905,7 @@ class GpuPipeline:
                 self._bordered[i] = slot.geometry
         if settings.multi_label and not self.end2end:
             # one row per (box, class): data-dependent sizes, always the exact eager path
-            outputs = self._device_work(slots, bgr)
+            outputs = self._device_work_or_fallback(slots, bgr)
             return [self._to_source(exact_dense(outputs[0][i], settings).cpu().numpy(),
                                     slots[i].geometry) for i in range(n)]
         outputs = self._run_device(slots, bgr)

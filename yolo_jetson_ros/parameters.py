@@ -198,7 +198,7 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
         'CUDA (torch, TensorRT): decode + NMS compiled by torch.compile (needs Triton) '
         'instead of the default runtime-compiled CUDA kernels, which were faster on an H100 '
         '(pipeline 1.33 against 1.21 ms) and lighter (RSS 1518 against 1233 MB); 8-17 s more '
-        'at the first configure. For a GPU where NVRTC is missing; falls back to torch\'s '
+        "at the first configure. For a GPU where NVRTC is missing; falls back to torch's "
         'kernels, with the reason in the configure log.',
     ),
     ParamSpec(

@@ -155,6 +155,7 @@ __device__ void select_nms(const T* pred, int nc, int anchors, const float* scor
     __shared__ unsigned s_mask[SLOTS][WORDS];
     __shared__ unsigned char s_keep[SLOTS];
 
+    // launched with 1024 threads (32 full warps): the prefix count scans one count per warp
     const int b = blockIdx.x, t = threadIdx.x, lane = t & 31, warp = t >> 5;
     const float conf = *conf_p, iou_thr = *iou_p, offset = *offset_p;
     const float* sc = score + (long long)b * anchors;
@@ -314,8 +315,7 @@ def _nvrtc_candidates() -> List[str]:
     cuda_home = os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH') or '/usr/local/cuda'
     names += sorted(glob.glob(os.path.join(cuda_home, 'lib*', 'libnvrtc.so*')))
     names += sorted(glob.glob(os.path.join(cuda_home, 'targets', '*', 'lib', 'libnvrtc.so*')))
-    seen: Dict[str, None] = {}
-    return [n for n in names if n not in seen and not seen.setdefault(n, None)]
+    return list(dict.fromkeys(names))  # in order, once each
 
 
 def _load_nvrtc() -> ctypes.CDLL:
@@ -540,7 +540,7 @@ def load_kernels(device: torch.device, slots: int) -> Tuple[Optional[PipelineKer
         if kernels is None:
             try:
                 kernels = PipelineKernels(torch.device('cuda', index), slots)
-            except (KernelError, OSError, AttributeError) as exc:
+            except (RuntimeError, OSError, AttributeError, ValueError) as exc:  # KernelError too
                 return None, str(exc).strip().splitlines()[0][:300]
             _loaded[(index, slots)] = kernels
     return kernels, ''

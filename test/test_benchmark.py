@@ -28,6 +28,11 @@ def test_benchmark_cpu_smoke(yolo11n_pt: Path, coco128: Path, tmp_path: Path) ->
     for key in ('e2e_ms', 'preprocess_ms', 'inference_ms', 'postprocess_ms'):
         assert rec['pipeline'][key]['p50'] > 0
     assert rec['bare']['session_run']['p50'] > 0
+    # the pipeline and session.run once more, alternately, for the ratio
+    pairs = rec['interleaved']
+    assert pairs['bare'] == 'session_run'
+    assert pairs['pipeline_e2e_ms']['n'] == pairs['bare_ms']['n'] == 3
+    assert 'pipeline_over_bare_interleaved' in rec['ratios']
     assert rec['ultralytics_ms']['p50'] > 0
     assert rec['ratios'], 'no ratios'
     # Ultralytics' val of the same ONNX file on the same 4 images, against ours scored its way

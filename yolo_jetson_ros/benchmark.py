@@ -104,6 +104,29 @@ def timed(fn: Callable[[], Any], iterations: int, warmup: int, desc: str,
     return out
 
 
+def timed_pairs(first: Callable[[], Any], second: Callable[[], Any], iterations: int,
+                warmup: int, desc: str, sync: Callable[[], None] = lambda: None
+                ) -> Tuple[List[float], List[float]]:
+    """
+    Time ``first`` and ``second`` alternately, each synchronised; return their milliseconds.
+
+    For a ratio of two figures on a machine whose speed drifts within a run (a shared VM's CPU
+    varied by tens of percent between runs minutes apart): both see the same drift.
+    """
+    for _ in range(warmup):
+        first()
+        second()
+    sync()
+    out: Tuple[List[float], List[float]] = ([], [])
+    for _ in progress(range(iterations), desc):
+        for fn, times in ((first, out[0]), (second, out[1])):
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
 def cuda_sync(device: str) -> Callable[[], None]:
     """Return a function that synchronises ``device`` (a no-op on the CPU)."""
     if not device.startswith('cuda'):
@@ -341,9 +364,14 @@ def artifact_size_mb(spec: str, args: argparse.Namespace) -> float:
     return path.stat().st_size / 1e6 if path is not None else float('nan')
 
 
-def bare_forward(detector: Any, iterations: int, warmup: int) -> Dict[str, Any]:
+def bare_forward(detector: Any, iterations: int, warmup: int,
+                 frame: Optional[Callable[[], Any]] = None) -> Dict[str, Any]:
     """
     Time the model alone on a prepared input: eager, CUDA graph, or session.run.
+
+    With ``frame`` (one pipeline frame), the pipeline and the bare model's headline form (CUDA
+    graph, session.run, engine execute, else eager) are timed once more, alternately
+    (:func:`timed_pairs`), into ``interleaved`` (which the record keeps beside ``bare``).
 
     On CUDA the eager runs, the capture and the replays use the pipeline's own stream, as the
     pipeline does. An eager forward of the model on any other stream (the default stream, or a
@@ -353,12 +381,21 @@ def bare_forward(detector: Any, iterations: int, warmup: int) -> Dict[str, Any]:
     """
     backend = detector.backend
     out: Dict[str, Any] = {}
+
+    def interleave(key: str, bare: Callable[[], Any], sync: Callable[[], None]) -> None:
+        if frame is None:
+            return
+        ours, model = timed_pairs(frame, bare, iterations, warmup, f'pipeline | {key}', sync)
+        out['interleaved'] = {'bare': key, 'pipeline_e2e_ms': summary(ours),
+                              'bare_ms': summary(model)}
+
     if backend.name == 'onnxruntime':
         session = backend.session
         name = session.get_inputs()[0].name
         x = detector.letterboxer.input
         out['session_run'] = summary(timed(lambda: session.run(None, {name: x}), iterations,
                                            warmup, 'session.run'))
+        interleave('session_run', lambda: session.run(None, {name: x}), lambda: None)
         return out
     if backend.name == 'torch':
         import torch
@@ -370,16 +407,20 @@ def bare_forward(detector: Any, iterations: int, warmup: int) -> Dict[str, Any]:
                             dtype=backend._dtype, device=backend.device)
             out['eager'] = summary(timed(lambda: backend.forward(x), iterations, warmup,
                                          'forward', sync))
-            if pipe is not None and pipe.stream is not None:
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, stream=pipe.stream):
-                    backend.forward(x)
-                out['cuda_graph'] = summary(timed(graph.replay, iterations, warmup, 'graph',
-                                                  sync))
-                del graph
+            if pipe is None or pipe.stream is None:
+                interleave('eager', lambda: backend.forward(x), sync)
+                return out
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=pipe.stream):
+                backend.forward(x)
+            out['cuda_graph'] = summary(timed(graph.replay, iterations, warmup, 'graph', sync))
+            # the pipeline's frames enter and leave its stream themselves
+            interleave('cuda_graph', graph.replay, sync)
+            del graph
     elif backend.name == 'tensorrt' and hasattr(backend, 'execute_only'):
         out['execute'] = summary(timed(backend.execute_only, iterations, warmup, 'trt',
                                        cuda_sync('cuda')))
+        interleave('execute', backend.execute_only, cuda_sync('cuda'))
     return out
 
 
@@ -778,7 +819,12 @@ def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
     breakdown = fused_breakdown(detector, frames, args.iterations, args.warmup)
     if breakdown:
         rec['pipeline']['device_breakdown_ms'] = breakdown
-    rec['bare'] = bare_forward(detector, args.iterations, args.warmup)
+    rec['bare'] = bare_forward(
+        detector, args.iterations, args.warmup,
+        lambda: detector.detect_batch([frames[j % len(frames)] for j in range(n)]))
+    pairs = rec['bare'].pop('interleaved', None)
+    if pairs:
+        rec['interleaved'] = pairs
     detector.close()
     if not args.skip_node:
         try:
@@ -838,6 +884,10 @@ def ratios(rec: Dict[str, Any]) -> Dict[str, float]:
     for key in ('cuda_graph', 'eager', 'session_run', 'execute'):
         if key in bare:
             out[f'pipeline_over_bare_{key}'] = e2e / bare[key]['p50']
+    pairs = rec.get('interleaved')
+    if pairs:  # the same ratio, both timed alternately
+        out['pipeline_over_bare_interleaved'] = (pairs['pipeline_e2e_ms']['p50']
+                                                 / pairs['bare_ms']['p50'])
     ul = rec.get('ultralytics_ms')
     if ul:
         out['ultralytics_over_pipeline'] = ul['p50'] / e2e

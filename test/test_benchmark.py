@@ -33,9 +33,6 @@ def test_benchmark_cpu_smoke(yolo11n_pt: Path, coco128: Path, tmp_path: Path) ->
     assert pairs['bare'] == 'session_run'
     assert pairs['pipeline_e2e_ms']['n'] == pairs['bare_ms']['n'] == 3
     assert 'pipeline_over_bare_interleaved' in rec['ratios']
-    # and ours against Ultralytics' predict, alternately (on the CPU)
-    assert rec['interleaved_ultralytics']['ultralytics_ms']['n'] == 3
-    assert 'ultralytics_over_pipeline_interleaved' in rec['ratios']
     assert rec['ultralytics_ms']['p50'] > 0
     assert rec['ratios'], 'no ratios'
     # Ultralytics' val of the same ONNX file on the same 4 images, against ours scored its way

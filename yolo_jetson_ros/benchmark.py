@@ -454,15 +454,8 @@ def fused_breakdown(detector: Any, frames: Sequence[np.ndarray], iterations: int
 
 
 def ultralytics_predict(spec: str, args: argparse.Namespace, frames: Sequence[np.ndarray],
-                        iterations: int, warmup: int,
-                        pairs: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
-    """
-    Time ``YOLO(weights).predict`` end to end on the same frames, same precision/device.
-
-    On the CPU, with ``pairs`` given, ours (a detector of the same spec) and ``predict`` are then
-    timed once more, alternately (:func:`timed_pairs`), into ``pairs``. Not on CUDA: an eager
-    forward on another stream slows our CUDA graphs for good (:func:`bare_forward`).
-    """
+                        iterations: int, warmup: int) -> Optional[Dict[str, Any]]:
+    """Time ``YOLO(weights).predict`` end to end on the same frames, same precision/device."""
     backend, device, precision, _fmt = SPECS[spec]
     if backend == 'tensorrt':
         return None
@@ -483,16 +476,7 @@ def ultralytics_predict(spec: str, args: argparse.Namespace, frames: Sequence[np
         model.predict(frame, half=precision == 'fp16', device=dev, imgsz=args.imgsz,
                       rect=False, verbose=False, conf=0.25, iou=0.7)
 
-    result = summary(timed(once, iterations, warmup, 'ultralytics', cuda_sync(device)))
-    if pairs is not None and not device.startswith('cuda'):
-        detector = build(spec, args, 1)
-        try:
-            ours, theirs = timed_pairs(lambda: detector.detect(frames[state['i'] % len(frames)]),
-                                       once, iterations, warmup, 'pipeline | ultralytics')
-        finally:
-            detector.close()
-        pairs.update(pipeline_e2e_ms=summary(ours), ultralytics_ms=summary(theirs))
-    return result
+    return summary(timed(once, iterations, warmup, 'ultralytics', cuda_sync(device)))
 
 
 # ------------------------------------------------------------------------------ the node
@@ -857,12 +841,9 @@ def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
         finally:
             detector.close()
     if not args.skip_ultralytics:
-        pairs: Dict[str, Any] = {}
         try:
             rec['ultralytics_ms'] = ultralytics_predict(spec, args, frames, args.iterations,
-                                                        args.warmup, pairs)
-            if pairs:
-                rec['interleaved_ultralytics'] = pairs
+                                                        args.warmup)
         except Exception as exc:  # a reference failing must not lose the rest
             rec['ultralytics_error'] = f'{type(exc).__name__}: {exc}'
     if 'map_val' in rec and not args.skip_ultralytics:
@@ -910,10 +891,6 @@ def ratios(rec: Dict[str, Any]) -> Dict[str, float]:
     ul = rec.get('ultralytics_ms')
     if ul:
         out['ultralytics_over_pipeline'] = ul['p50'] / e2e
-    ul_pairs = rec.get('interleaved_ultralytics')
-    if ul_pairs:
-        out['ultralytics_over_pipeline_interleaved'] = (ul_pairs['ultralytics_ms']['p50']
-                                                        / ul_pairs['pipeline_e2e_ms']['p50'])
     node = rec.get('node')
     if node:
         out['node_p50_minus_pipeline_ms'] = node['latency_ms']['p50'] - e2e

@@ -32,9 +32,11 @@ import glob
 import os
 import sys
 import threading
-from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
+
+from .resize_plan import ResizePlan
 
 # The largest number of NMS slots the select_nms kernel serves: one thread per slot for the
 # suppression matrix, and its bits (SLOTS x SLOTS / 8 bytes) in shared memory beside the rows.
@@ -89,23 +91,19 @@ __device__ void letterbox(const unsigned char* src, int src_w,
     for (int c = 0; c < 3; ++c) st(dst + c * plane + at, __fmul_rn(v[bgr ? 2 - c : c], inv));
 }
 
-extern "C" __global__ void letterbox_f16(
-        const unsigned char* src, int src_w, const long long* y0, const long long* y1,
-        const float* wy, const long long* x0, const long long* x1, const float* wx, int new_h,
-        int new_w, int top, int left, int identity, int bgr, half_bits* dst, int dst_h,
-        int dst_w) {
-    letterbox(src, src_w, y0, y1, wy, x0, x1, wx, new_h, new_w, top, left, identity, bgr, dst,
-              dst_h, dst_w);
-}
-
-extern "C" __global__ void letterbox_f32(
-        const unsigned char* src, int src_w, const long long* y0, const long long* y1,
-        const float* wy, const long long* x0, const long long* x1, const float* wx, int new_h,
-        int new_w, int top, int left, int identity, int bgr, float* dst, int dst_h,
-        int dst_w) {
-    letterbox(src, src_w, y0, y1, wy, x0, x1, wx, new_h, new_w, top, left, identity, bgr, dst,
-              dst_h, dst_w);
-}
+// one extern "C" entry point per element type of the network's input or output (no name
+// mangling, so the launches find them by name)
+#define LETTERBOX_ENTRY(NAME, T)                                                                \
+    extern "C" __global__ void NAME(                                                            \
+            const unsigned char* src, int src_w, const long long* y0, const long long* y1,      \
+            const float* wy, const long long* x0, const long long* x1, const float* wx,         \
+            int new_h, int new_w, int top, int left, int identity, int bgr, T* dst, int dst_h,  \
+            int dst_w) {                                                                        \
+        letterbox(src, src_w, y0, y1, wy, x0, x1, wx, new_h, new_w, top, left, identity, bgr,   \
+                  dst, dst_h, dst_w);                                                           \
+    }
+LETTERBOX_ENTRY(letterbox_f16, half_bits)
+LETTERBOX_ENTRY(letterbox_f32, float)
 
 // ------------------------------------------------------------------------------------ best class
 template <typename T>
@@ -125,15 +123,13 @@ __device__ void best_class(const T* pred, int nc, int anchors, const float* clas
     cls[(long long)b * anchors + a] = best_c;
 }
 
-extern "C" __global__ void best_class_f16(const half_bits* pred, int nc, int anchors,
-                                          const float* class_weight, float* score, int* cls) {
-    best_class(pred, nc, anchors, class_weight, score, cls);
-}
-
-extern "C" __global__ void best_class_f32(const float* pred, int nc, int anchors,
-                                          const float* class_weight, float* score, int* cls) {
-    best_class(pred, nc, anchors, class_weight, score, cls);
-}
+#define BEST_CLASS_ENTRY(NAME, T)                                                               \
+    extern "C" __global__ void NAME(const T* pred, int nc, int anchors,                         \
+                                    const float* class_weight, float* score, int* cls) {        \
+        best_class(pred, nc, anchors, class_weight, score, cls);                                \
+    }
+BEST_CLASS_ENTRY(best_class_f16, half_bits)
+BEST_CLASS_ENTRY(best_class_f32, float)
 
 // ------------------------------------------------------------------------------ select and NMS
 #define WORDS (SLOTS / 32)
@@ -275,19 +271,15 @@ __device__ void select_nms(const T* pred, int nc, int anchors, const float* scor
     }
 }
 
-extern "C" __global__ void __launch_bounds__(1024) select_nms_f16(
-        const half_bits* pred, int nc, int anchors, const float* score, const int* cls,
-        const float* conf, const float* iou, const float* offset, const float* source_map,
-        float* out) {
-    select_nms(pred, nc, anchors, score, cls, conf, iou, offset, source_map, out);
-}
-
-extern "C" __global__ void __launch_bounds__(1024) select_nms_f32(
-        const float* pred, int nc, int anchors, const float* score, const int* cls,
-        const float* conf, const float* iou, const float* offset, const float* source_map,
-        float* out) {
-    select_nms(pred, nc, anchors, score, cls, conf, iou, offset, source_map, out);
-}
+#define SELECT_NMS_ENTRY(NAME, T)                                                               \
+    extern "C" __global__ void __launch_bounds__(1024) NAME(                                    \
+            const T* pred, int nc, int anchors, const float* score, const int* cls,             \
+            const float* conf, const float* iou, const float* offset, const float* source_map,  \
+            float* out) {                                                                       \
+        select_nms(pred, nc, anchors, score, cls, conf, iou, offset, source_map, out);          \
+    }
+SELECT_NMS_ENTRY(select_nms_f16, half_bits)
+SELECT_NMS_ENTRY(select_nms_f32, float)
 """
 
 KERNEL_NAMES = ('letterbox_f16', 'letterbox_f32', 'best_class_f16', 'best_class_f32',
@@ -394,18 +386,6 @@ def compile_source(source: str, capability: Tuple[int, int],
         nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
 
 
-class ResizePlanLike(Protocol):
-    """What :meth:`PipelineKernels.letterbox` reads of a ``gpu_pipeline.ResizePlan``."""
-
-    y0: torch.Tensor
-    y1: torch.Tensor
-    wy: torch.Tensor
-    x0: torch.Tensor
-    x1: torch.Tensor
-    wx: torch.Tensor
-    identity: bool
-
-
 class PipelineKernels:
     """The compiled kernels on one device, and their launches on torch's current stream."""
 
@@ -471,7 +451,7 @@ class PipelineKernels:
             return 'f32'
         raise KernelError(f'no kernel for {t.dtype}')
 
-    def letterbox(self, dst: torch.Tensor, src: torch.Tensor, plan: ResizePlanLike,
+    def letterbox(self, dst: torch.Tensor, src: torch.Tensor, plan: ResizePlan,
                   top: int, left: int, resized_hw: Tuple[int, int], bgr: bool) -> None:
         """Letterbox the HxWx3 uint8 ``src`` into ``dst`` (3, H, W), as letterbox_into."""
         if not (dst.is_contiguous() and src.is_contiguous()):

@@ -51,6 +51,13 @@ def test_a_compilation_error_names_the_problem() -> None:
         compile_source('extern "C" __global__ void k() { undefined_thing(); }', (8, 7))
 
 
+def test_a_missing_nvrtc_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cuda_kernels, '_nvrtc_candidates', lambda: ['libnvrtc.so.0-missing'])
+    with pytest.raises(KernelError, match=r"NVRTC \(libnvrtc\) not found: add the CUDA toolkit's "
+                                          r'lib folder to LD_LIBRARY_PATH .*libnvrtc.so.0-missing'):
+        compile_source(SOURCE, (8, 7))
+
+
 def test_load_kernels_says_why_not_off_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     kernels, why = load_kernels(torch.device('cpu'), 256)
     assert kernels is None and why == 'the kernels are for CUDA devices, not cpu'

@@ -319,7 +319,9 @@ def _load_nvrtc() -> ctypes.CDLL:
             return ctypes.CDLL(name)
         except OSError:
             tried.append(name)
-    raise KernelError('NVRTC (libnvrtc) not found; tried ' + ', '.join(tried[:6]))
+    raise KernelError("NVRTC (libnvrtc) not found: add the CUDA toolkit's lib folder to "
+                      'LD_LIBRARY_PATH or install NVRTC (JetPack: the cuda-nvrtc package; pip: '
+                      'nvidia-cuda-nvrtc); tried ' + ', '.join(tried[:4]))
 
 
 def _check(lib: ctypes.CDLL, result: int, step: str) -> None:

@@ -53,8 +53,9 @@ def test_a_compilation_error_names_the_problem() -> None:
 
 def test_a_missing_nvrtc_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cuda_kernels, '_nvrtc_candidates', lambda: ['libnvrtc.so.0-missing'])
-    with pytest.raises(KernelError, match=r"NVRTC \(libnvrtc\) not found: add the CUDA toolkit's "
-                                          r'lib folder to LD_LIBRARY_PATH .*libnvrtc.so.0-missing'):
+    expected = (r"NVRTC \(libnvrtc\) not found: add the CUDA toolkit's lib folder to "
+                r'LD_LIBRARY_PATH .*libnvrtc.so.0-missing')
+    with pytest.raises(KernelError, match=expected):
         compile_source(SOURCE, (8, 7))
 
 

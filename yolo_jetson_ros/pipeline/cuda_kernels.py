@@ -438,8 +438,9 @@ class PipelineKernels:
                 self._launch(name, grid, block, args)
             return
         self._ensure_context()
-        pointers = (ctypes.c_void_p * len(args))(
-            *[ctypes.cast(ctypes.byref(a), ctypes.c_void_p) for a in args])
+        # the addresses of the argument values (kept alive by ``args`` through the call);
+        # addressof takes a third of the time of cast(byref(...)) in the eager frame path
+        pointers = (ctypes.c_void_p * len(args))(*map(ctypes.addressof, args))
         stream = torch.cuda.current_stream(self.index).cuda_stream
         _check(self._cuda, self._cuda.cuLaunchKernel(
             self._functions[name], grid[0], grid[1], 1, block, 1, 1, 0,

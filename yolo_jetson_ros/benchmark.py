@@ -365,13 +365,14 @@ def artifact_size_mb(spec: str, args: argparse.Namespace) -> float:
 
 
 def bare_forward(detector: Any, iterations: int, warmup: int,
-                 frame: Optional[Callable[[], Any]] = None) -> Dict[str, Any]:
+                 frame: Optional[Callable[[], Any]] = None
+                 ) -> Tuple[Dict[str, Any], Optional[Dict[str, Any]]]:
     """
     Time the model alone on a prepared input: eager, CUDA graph, or session.run.
 
-    With ``frame`` (one pipeline frame), the pipeline and the bare model's headline form (CUDA
-    graph, session.run, engine execute, else eager) are timed once more, alternately
-    (:func:`timed_pairs`), into ``interleaved`` (which the record keeps beside ``bare``).
+    Returns ``(bare, interleaved)``. With ``frame`` (one pipeline frame), ``interleaved`` holds
+    the pipeline and the bare model's headline form (CUDA graph, session.run, engine execute,
+    else eager) timed once more, alternately (:func:`timed_pairs`); else it is None.
 
     On CUDA the eager runs, the capture and the replays use the pipeline's own stream, as the
     pipeline does. An eager forward of the model on any other stream (the default stream, or a
@@ -381,22 +382,23 @@ def bare_forward(detector: Any, iterations: int, warmup: int,
     """
     backend = detector.backend
     out: Dict[str, Any] = {}
+    pairs: Dict[str, Any] = {}
 
     def interleave(key: str, bare: Callable[[], Any], sync: Callable[[], None]) -> None:
-        if frame is None:
-            return
-        ours, model = timed_pairs(frame, bare, iterations, warmup, f'pipeline | {key}', sync)
-        out['interleaved'] = {'bare': key, 'pipeline_e2e_ms': summary(ours),
-                              'bare_ms': summary(model)}
+        if frame is not None:
+            ours, model = timed_pairs(frame, bare, iterations, warmup, f'pipeline | {key}', sync)
+            pairs.update(bare=key, pipeline_e2e_ms=summary(ours), bare_ms=summary(model))
 
     if backend.name == 'onnxruntime':
         session = backend.session
-        name = session.get_inputs()[0].name
-        x = detector.letterboxer.input
-        out['session_run'] = summary(timed(lambda: session.run(None, {name: x}), iterations,
-                                           warmup, 'session.run'))
-        interleave('session_run', lambda: session.run(None, {name: x}), lambda: None)
-        return out
+        feed = {session.get_inputs()[0].name: detector.letterboxer.input}
+
+        def run() -> Any:
+            return session.run(None, feed)
+
+        out['session_run'] = summary(timed(run, iterations, warmup, 'session.run'))
+        interleave('session_run', run, lambda: None)
+        return out, pairs or None
     if backend.name == 'torch':
         import torch
         sync = cuda_sync(backend.device)
@@ -409,7 +411,7 @@ def bare_forward(detector: Any, iterations: int, warmup: int,
                                          'forward', sync))
             if pipe is None or pipe.stream is None:
                 interleave('eager', lambda: backend.forward(x), sync)
-                return out
+                return out, pairs or None
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, stream=pipe.stream):
                 backend.forward(x)
@@ -421,7 +423,7 @@ def bare_forward(detector: Any, iterations: int, warmup: int,
         out['execute'] = summary(timed(backend.execute_only, iterations, warmup, 'trt',
                                        cuda_sync('cuda')))
         interleave('execute', backend.execute_only, cuda_sync('cuda'))
-    return out
+    return out, pairs or None
 
 
 def fused_breakdown(detector: Any, frames: Sequence[np.ndarray], iterations: int,
@@ -819,10 +821,9 @@ def run_spec(spec: str, args: argparse.Namespace, images: Sequence[Path],
     breakdown = fused_breakdown(detector, frames, args.iterations, args.warmup)
     if breakdown:
         rec['pipeline']['device_breakdown_ms'] = breakdown
-    rec['bare'] = bare_forward(
+    rec['bare'], pairs = bare_forward(
         detector, args.iterations, args.warmup,
         lambda: detector.detect_batch([frames[j % len(frames)] for j in range(n)]))
-    pairs = rec['bare'].pop('interleaved', None)
     if pairs:
         rec['interleaved'] = pairs
     detector.close()

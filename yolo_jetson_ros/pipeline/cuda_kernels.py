@@ -396,7 +396,6 @@ class PipelineKernels:
         if slots < 1 or slots > MAX_SLOTS or slots % 32:
             raise KernelError(f'the kernels serve 32..{MAX_SLOTS} NMS slots in steps of 32, '
                               f'not {slots}')
-        self.device = device
         self.slots = slots
         self.index = torch.cuda.current_device() if device.index is None else device.index
         try:

@@ -697,7 +697,6 @@ class GpuPipeline:
                 raise
             self.kernels = None
             self.postprocess_mode = f'eager (cuda kernels failed: {exc})'[:300]
-            self._constants = None
             return self._device_work(slots, bgr)
 
     def letterbox(self, index: int, slot: _Slot, bgr: bool) -> None:
